@@ -21,7 +21,10 @@ class HieraConfig:
     stages: tuple[int, ...] = (2, 3, 16, 3)  # blocks per stage
     global_att_blocks: tuple[int, ...] = (12, 16, 20)  # blocks with global (unwindowed) attention
     window_spec: tuple[int, ...] = (8, 4, 14, 7)  # window size per stage
-    window_pos_embed_bkg_spatial_size: tuple[int, int] = (14, 14)  # size of the interpolated pos-embed
+    window_pos_embed_bkg_spatial_size: tuple[int, int] = (
+        14,
+        14,
+    )  # size of the interpolated pos-embed
     q_pool: int = 3  # number of stage transitions that pool the query
     q_stride: tuple[int, int] = (2, 2)  # pooling stride at those transitions
     dim_mul: float = 2.0  # channel multiplier per stage
@@ -49,7 +52,7 @@ class NeckConfig:
 
 @dataclass(frozen=True)
 class MemoryAttentionConfig:
-    """Memory attention (`memory_attention`): self-attention + cross-attention to the memory bank."""
+    """Memory attention (`memory_attention`): self- and cross-attention to the memory bank."""
 
     d_model: int = 256  # token width (= hidden dim)
     num_layers: int = 4  # number of layers
@@ -99,9 +102,13 @@ class SAM2Config:
     use_signed_tpos_enc_to_obj_ptrs: bool = True  # signed distance for conditioning-frame pointers
 
     # --- inference knobs ---
-    sigmoid_scale_for_mem_enc: float = 20.0  # mask logits -> memory-encoder input: sigmoid*scale+bias
+    sigmoid_scale_for_mem_enc: float = (
+        20.0  # mask logits -> memory-encoder input: sigmoid*scale+bias
+    )
     sigmoid_bias_for_mem_enc: float = -10.0
-    binarize_mask_from_pts_for_mem_enc: bool = True  # binarise masks of point-prompted frames for memory
+    binarize_mask_from_pts_for_mem_enc: bool = (
+        True  # binarise masks of point-prompted frames for memory
+    )
     multimask_output_in_sam: bool = True  # allow 3 masks on prompted frames
     multimask_output_for_tracking: bool = True  # 3 masks + argmax IoU on tracked frames
     multimask_min_pt_num: int = 0  # multimask when min <= number of clicks <= max
@@ -134,7 +141,7 @@ class SAM2Config:
     def is_sam21(self) -> bool:
         return self.no_obj_embed_spatial
 
-    def replace(self, **changes: Any) -> "SAM2Config":
+    def replace(self, **changes: Any) -> SAM2Config:
         """A copy with some fields changed (`dataclasses.replace`)."""
         return replace(self, **changes)
 
@@ -145,17 +152,27 @@ class SAM2Config:
 
 _HIERA = {
     "t": HieraConfig(
-        embed_dim=96, num_heads=1, stages=(1, 2, 7, 2), global_att_blocks=(5, 7, 9),
+        embed_dim=96,
+        num_heads=1,
+        stages=(1, 2, 7, 2),
+        global_att_blocks=(5, 7, 9),
         window_pos_embed_bkg_spatial_size=(7, 7),
     ),
     "s": HieraConfig(
-        embed_dim=96, num_heads=1, stages=(1, 2, 11, 2), global_att_blocks=(7, 10, 13),
+        embed_dim=96,
+        num_heads=1,
+        stages=(1, 2, 11, 2),
+        global_att_blocks=(7, 10, 13),
         window_pos_embed_bkg_spatial_size=(7, 7),
     ),
     "b+": HieraConfig(embed_dim=112, num_heads=2),
     "l": HieraConfig(
-        embed_dim=144, num_heads=2, stages=(2, 6, 36, 4), global_att_blocks=(23, 33, 43),
-        window_spec=(8, 4, 16, 8), window_pos_embed_bkg_spatial_size=(7, 7),
+        embed_dim=144,
+        num_heads=2,
+        stages=(2, 6, 36, 4),
+        global_att_blocks=(23, 33, 43),
+        window_spec=(8, 4, 16, 8),
+        window_pos_embed_bkg_spatial_size=(7, 7),
     ),
 }
 

@@ -28,7 +28,9 @@ def window_partition(x: Tensor, window: int) -> tuple[Tensor, tuple[int, int]]:
     return x, (hp, wp)
 
 
-def window_unpartition(x: Tensor, window: int, padded_hw: tuple[int, int], hw: tuple[int, int]) -> Tensor:
+def window_unpartition(
+    x: Tensor, window: int, padded_hw: tuple[int, int], hw: tuple[int, int]
+) -> Tensor:
     """Inverse of `window_partition`: (B * nWin, window, window, C) -> (B, H, W, C)."""
     hp, wp = padded_hw
     h, w = hw
@@ -68,7 +70,9 @@ class MultiScaleAttention(nn.Module):
         q_pool: pooling applied to the queries, or None.
     """
 
-    def __init__(self, dim: int, dim_out: int, num_heads: int, q_pool: nn.Module | None = None) -> None:
+    def __init__(
+        self, dim: int, dim_out: int, num_heads: int, q_pool: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.dim_out = dim_out
         self.num_heads = num_heads
@@ -84,7 +88,9 @@ class MultiScaleAttention(nn.Module):
             q = pool_channels_last(q.reshape(b, h, w, -1), self.q_pool)
             h, w = q.shape[1:3]
             q = q.reshape(b, h * w, self.num_heads, -1)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        out = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        )
         return self.proj(out.transpose(1, 2).reshape(b, h, w, -1))
 
 
@@ -191,7 +197,9 @@ class Hiera(nn.Module):
                 heads = int(heads * cfg.head_mul)
                 stage += 1
             block = MultiScaleBlock(
-                dim, dim_out, heads,
+                dim,
+                dim_out,
+                heads,
                 q_stride=tuple(cfg.q_stride) if i in q_pool_blocks else None,
                 window_size=window,
             )
@@ -201,10 +209,10 @@ class Hiera(nn.Module):
         self.channel_list = [self.blocks[i].dim_out for i in self.stage_ends[::-1]]
 
     def _pos_embed(self, hw: tuple[int, int]) -> Tensor:
-        """Background embedding interpolated to (h, w) plus the tiled window embedding, (1, h, w, C)."""
+        """Background pos-embed resized to (h, w) plus the tiled window embed: (1, h, w, C)."""
         pe = F.interpolate(self.pos_embed, size=hw, mode="bicubic")
         win = self.pos_embed_window
-        pe = pe + win.tile([a // b for a, b in zip(pe.shape, win.shape)])
+        pe = pe + win.tile([a // b for a, b in zip(pe.shape, win.shape, strict=True)])
         return pe.permute(0, 2, 3, 1)
 
     def forward(self, x: Tensor) -> list[Tensor]:

@@ -164,8 +164,12 @@ class MaskDecoder(nn.Module):
             high_res_features: stride-4 (B, C/8, 4h, 4w) and stride-8 (B, C/4, 2h, 2w) features.
         """
         masks, iou, mask_tokens, score = self.predict_masks(
-            image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings,
-            high_res_features, repeat_image,
+            image_embeddings,
+            image_pe,
+            sparse_prompt_embeddings,
+            dense_prompt_embeddings,
+            high_res_features,
+            repeat_image,
         )
         if multimask_output:
             masks, iou, tokens = masks[:, 1:], iou[:, 1:], mask_tokens[:, 1:]

@@ -82,8 +82,13 @@ class MemoryAttentionLayer(nn.Module):
             d, cfg.num_heads, cfg.rope_theta, cfg.feat_sizes, dropout=cfg.dropout
         )
         self.cross_attn_image = RoPEAttention(
-            d, cfg.num_heads, cfg.rope_theta, cfg.feat_sizes, rope_k_repeat=True,
-            dropout=cfg.dropout, kv_in_dim=cfg.kv_in_dim,
+            d,
+            cfg.num_heads,
+            cfg.rope_theta,
+            cfg.feat_sizes,
+            rope_k_repeat=True,
+            dropout=cfg.dropout,
+            kv_in_dim=cfg.kv_in_dim,
         )
         self.linear1 = nn.Linear(d, cfg.dim_feedforward)
         self.linear2 = nn.Linear(cfg.dim_feedforward, d)
@@ -96,7 +101,12 @@ class MemoryAttentionLayer(nn.Module):
         return F.dropout(x, self.dropout_p, self.training) if self.dropout_p else x
 
     def forward(
-        self, tgt: Tensor, memory: Tensor, query_pos: Tensor, pos: Tensor, num_k_exclude_rope: int = 0
+        self,
+        tgt: Tensor,
+        memory: Tensor,
+        query_pos: Tensor,
+        pos: Tensor,
+        num_k_exclude_rope: int = 0,
     ) -> Tensor:
         """tgt (B, HW, C), memory (B, M, mem_dim), pos (B, M, mem_dim)."""
         x = self.norm1(tgt)
@@ -124,7 +134,12 @@ class MemoryAttention(nn.Module):
         self.norm = nn.LayerNorm(cfg.d_model)
 
     def forward(
-        self, curr: Tensor, curr_pos: Tensor, memory: Tensor, memory_pos: Tensor, num_obj_ptr_tokens: int = 0
+        self,
+        curr: Tensor,
+        curr_pos: Tensor,
+        memory: Tensor,
+        memory_pos: Tensor,
+        num_obj_ptr_tokens: int = 0,
     ) -> Tensor:
         """curr, curr_pos (B, HW, C); memory, memory_pos (B, M, mem_dim) -> (B, HW, C)."""
         x = curr + 0.1 * curr_pos

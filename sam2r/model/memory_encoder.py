@@ -66,7 +66,9 @@ class CXBlock(nn.Module):
         layer_scale_init_value: initial layer scale.
     """
 
-    def __init__(self, dim: int, kernel_size: int, padding: int, layer_scale_init_value: float) -> None:
+    def __init__(
+        self, dim: int, kernel_size: int, padding: int, layer_scale_init_value: float
+    ) -> None:
         super().__init__()
         self.dwconv = nn.Conv2d(dim, dim, kernel_size=kernel_size, padding=padding, groups=dim)
         self.norm = LayerNorm2d(dim, eps=1e-6)
@@ -87,7 +89,9 @@ class Fuser(nn.Module):
     def __init__(self, cfg: MemoryEncoderConfig) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            CXBlock(cfg.in_dim, cfg.fuser_kernel_size, cfg.fuser_padding, cfg.layer_scale_init_value)
+            CXBlock(
+                cfg.in_dim, cfg.fuser_kernel_size, cfg.fuser_padding, cfg.layer_scale_init_value
+            )
             for _ in range(cfg.fuser_num_layers)
         )
 
@@ -107,7 +111,11 @@ class MemoryEncoder(nn.Module):
     def __init__(self, cfg: MemoryEncoderConfig) -> None:
         super().__init__()
         self.mask_downsampler = MaskDownSampler(
-            cfg.in_dim, cfg.mask_kernel_size, cfg.mask_stride, cfg.mask_padding, cfg.mask_total_stride
+            cfg.in_dim,
+            cfg.mask_kernel_size,
+            cfg.mask_stride,
+            cfg.mask_padding,
+            cfg.mask_total_stride,
         )
         self.pix_feat_proj = nn.Conv2d(cfg.in_dim, cfg.in_dim, kernel_size=1)
         self.fuser = Fuser(cfg)

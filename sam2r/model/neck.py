@@ -54,7 +54,9 @@ class FpnNeck(nn.Module):
             if i in self.top_down and prev is not None:
                 mode = self.cfg.fpn_interp_model
                 up = F.interpolate(
-                    prev.to(torch.float32), scale_factor=2.0, mode=mode,
+                    prev.to(torch.float32),
+                    scale_factor=2.0,
+                    mode=mode,
                     align_corners=None if mode == "nearest" else False,
                 )
                 prev = lateral + up
@@ -80,7 +82,8 @@ class ImageEncoder(nn.Module):
         super().__init__()
         if list(trunk.channel_list) != list(neck.cfg.backbone_channel_list):
             raise ValueError(
-                f"the neck's backbone_channel_list {list(neck.cfg.backbone_channel_list)} must equal "
+                f"the neck's backbone_channel_list {list(neck.cfg.backbone_channel_list)} "
+                "must equal "
                 f"the trunk's stage widths {trunk.channel_list}"
             )
         self.trunk = trunk

@@ -89,7 +89,9 @@ class SAM2Model(nn.Module):
             nn.init.trunc_normal_(p, std=0.02)
 
         side = cfg.image_size // cfg.backbone_stride
-        self.sam_prompt_encoder = PromptEncoder(hidden, (side, side), (cfg.image_size, cfg.image_size))
+        self.sam_prompt_encoder = PromptEncoder(
+            hidden, (side, side), (cfg.image_size, cfg.image_size)
+        )
         self.sam_mask_decoder = MaskDecoder(
             hidden,
             dynamic_multimask_via_stability=cfg.dynamic_multimask_via_stability,
@@ -144,8 +146,12 @@ class SAM2Model(nn.Module):
         points = None if point_coords is None else (point_coords, point_labels)
         sparse, dense = self.sam_prompt_encoder(points, mask_input)
         return self.sam_mask_decoder(
-            image_embed, self.sam_prompt_encoder.get_dense_pe(), sparse, dense,
-            multimask_output=multimask_output, repeat_image=repeat_image,
+            image_embed,
+            self.sam_prompt_encoder.get_dense_pe(),
+            sparse,
+            dense,
+            multimask_output=multimask_output,
+            repeat_image=repeat_image,
             high_res_features=high_res,
         )
 
@@ -188,7 +194,10 @@ class SAM2Model(nn.Module):
             size = self.sam_prompt_encoder.mask_input_size
             if tuple(mask_input.shape[-2:]) != size:
                 mask_input = F.interpolate(
-                    mask_input.float(), size=size, mode="bilinear", align_corners=False,
+                    mask_input.float(),
+                    size=size,
+                    mode="bilinear",
+                    align_corners=False,
                     antialias=True,
                 )
         out = self.prompt_and_decode(
@@ -210,7 +219,9 @@ class SAM2Model(nn.Module):
             low_res, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False
         )
         obj_ptr = self._gate_pointer(self.obj_ptr_proj(token), present.float())
-        return FrameOutput(low_res, high_res_masks, out.iou, obj_ptr, out.object_score_logits, multimasks)
+        return FrameOutput(
+            low_res, high_res_masks, out.iou, obj_ptr, out.object_score_logits, multimasks
+        )
 
     def _gate_pointer(self, obj_ptr: Tensor, present: Tensor) -> Tensor:
         """Replace the pointer of absent objects by the learned `no_obj_ptr`."""
@@ -257,13 +268,17 @@ class SAM2Model(nn.Module):
         out = self.memory_attention(curr, pos, memory, memory_pos, num_obj_ptr_tokens)
         return out.transpose(1, 2).reshape(b, c, h, w)
 
-    def spatial_memory_tokens(self, features: Tensor, pos: Tensor, t_pos: int) -> tuple[Tensor, Tensor]:
+    def spatial_memory_tokens(
+        self, features: Tensor, pos: Tensor, t_pos: int
+    ) -> tuple[Tensor, Tensor]:
         """A stored memory as tokens: (B, mem_dim, h, w) -> (B, hw, mem_dim) + temporal slot.
 
         `t_pos` = 0 for conditioning frames, 1..num_maskmem-1 for the frame that many steps back.
         """
         tokens = features.float().flatten(2).transpose(1, 2)
-        p = pos.flatten(2).transpose(1, 2) + self.maskmem_tpos_enc[self.num_maskmem - t_pos - 1].view(1, 1, -1)
+        p = pos.flatten(2).transpose(1, 2) + self.maskmem_tpos_enc[
+            self.num_maskmem - t_pos - 1
+        ].view(1, 1, -1)
         return tokens, p
 
     def pointer_tokens(self, ptrs: Tensor, rel_pos: Tensor, max_ptrs: int) -> tuple[Tensor, Tensor]:

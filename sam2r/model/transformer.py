@@ -87,7 +87,10 @@ class TwoWayTransformer(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(
             TwoWayAttentionBlock(
-                embedding_dim, num_heads, mlp_dim, attention_downsample_rate,
+                embedding_dim,
+                num_heads,
+                mlp_dim,
+                attention_downsample_rate,
                 skip_first_layer_pe=(i == 0),
             )
             for i in range(depth)
@@ -98,7 +101,7 @@ class TwoWayTransformer(nn.Module):
         self.norm_final_attn = nn.LayerNorm(embedding_dim)
 
     def forward(self, image: Tensor, image_pe: Tensor, tokens: Tensor) -> tuple[Tensor, Tensor]:
-        """image, image_pe: (B, C, h, w); tokens: (B, N, C) -> (tokens (B, N, C), image (B, hw, C))."""
+        """image, image_pe (B, C, h, w); tokens (B, N, C) -> tokens (B, N, C), image (B, hw, C)."""
         keys = image.flatten(2).permute(0, 2, 1)  # (B, hw, C)
         key_pe = image_pe.flatten(2).permute(0, 2, 1)
         queries = tokens

@@ -142,7 +142,9 @@ class ImagePredictor:
 
     def _need_features(self) -> _Features:
         if self._features is None:
-            raise RuntimeError("no image is set: call set_image(image) or set_image_batch(images) first")
+            raise RuntimeError(
+                "no image is set: call set_image(image) or set_image_batch(images) first"
+            )
         return self._features
 
     # ------------------------------------------------------------------------------------------
@@ -172,7 +174,13 @@ class ImagePredictor:
         if f.batched:
             raise RuntimeError("a batch of images is set: use predict_batch")
         return self._predict_one(
-            0, point_coords, point_labels, box, mask_input, multimask_output, return_logits,
+            0,
+            point_coords,
+            point_labels,
+            box,
+            mask_input,
+            multimask_output,
+            return_logits,
             normalize_coords,
         )
 
@@ -186,7 +194,7 @@ class ImagePredictor:
         return_logits: bool = False,
         normalize_coords: bool = True,
     ) -> list[ImagePrediction]:
-        """Predict on each image of `set_image_batch` with its own prompts (lists, one per image)."""
+        """Predict on each image of `set_image_batch` with its own prompts (one list entry each)."""
         f = self._need_features()
         n = len(f.orig_hw)
         args = {
@@ -200,13 +208,14 @@ class ImagePredictor:
                 raise ValueError(f"{name} has {len(value)} entries for {n} images")
         out = []
         for i in range(n):
-            def pick(v: Sequence[Any] | None) -> Any:
-                return None if v is None else v[i]
-
+            p = [None if v is None else v[i] for v in args.values()]
             out.append(
                 self._predict_one(
-                    i, pick(point_coords_batch), pick(point_labels_batch), pick(box_batch),
-                    pick(mask_input_batch), multimask_output, return_logits, normalize_coords,
+                    i,
+                    *p,
+                    multimask_output,
+                    return_logits,
+                    normalize_coords,
                 )
             )
         return out
@@ -241,7 +250,9 @@ class ImagePredictor:
         coords, labels = point_coords, point_labels
         if boxes is not None:
             box_pts = boxes.reshape(-1, 2, 2).to(dev, torch.float32)
-            box_labels = torch.tensor([[2, 3]], dtype=torch.int64, device=dev).repeat(box_pts.shape[0], 1)
+            box_labels = torch.tensor([[2, 3]], dtype=torch.int64, device=dev).repeat(
+                box_pts.shape[0], 1
+            )
             if coords is not None:
                 coords = torch.cat([box_pts, coords.to(dev)], dim=1)
                 labels = torch.cat([box_labels, labels.to(dev)], dim=1)
@@ -252,14 +263,25 @@ class ImagePredictor:
             labels = labels.to(dev)
         if mask_input is not None:
             mask_input = mask_input.to(dev, torch.float32)
-        n_sets = coords.shape[0] if coords is not None else (mask_input.shape[0] if mask_input is not None else 1)
+        n_sets = (
+            coords.shape[0]
+            if coords is not None
+            else (mask_input.shape[0] if mask_input is not None else 1)
+        )
         out = self.model.prompt_and_decode(
             f.embed[img_idx : img_idx + 1],
             (f.high_res[0][img_idx : img_idx + 1], f.high_res[1][img_idx : img_idx + 1]),
-            coords, labels, mask_input, multimask_output, repeat_image=n_sets > 1,
+            coords,
+            labels,
+            mask_input,
+            multimask_output,
+            repeat_image=n_sets > 1,
         )
         masks = postprocess_masks(
-            out.masks, f.orig_hw[img_idx], self.max_hole_area, self.max_sprinkle_area,
+            out.masks,
+            f.orig_hw[img_idx],
+            self.max_hole_area,
+            self.max_sprinkle_area,
             self.mask_threshold,
         )
         low_res = torch.clamp(out.masks, -32.0, 32.0)
@@ -294,7 +316,9 @@ class ImagePredictor:
         # one prompt set: drop the leading axis, as the official predictor does
         squeeze = (lambda t: t.squeeze(0)) if masks.shape[0] == 1 else (lambda t: t)
         return ImagePrediction(
-            masks=squeeze(masks).float().cpu().numpy() if return_logits else squeeze(masks).cpu().numpy(),
+            masks=squeeze(masks).float().cpu().numpy()
+            if return_logits
+            else squeeze(masks).cpu().numpy(),
             scores=squeeze(iou).float().cpu().numpy(),
             low_res_logits=squeeze(low_res).float().cpu().numpy(),
         )
@@ -311,7 +335,9 @@ class ImagePredictor:
         """Validate and convert prompts to tensors (coordinates still in the caller's frame)."""
         if (point_coords is None) != (point_labels is None):
             given = "point_coords" if point_labels is None else "point_labels"
-            raise ValueError(f"{given} was given without its partner: pass both point_coords and point_labels")
+            raise ValueError(
+                f"{given} was given without its partner: pass both point_coords and point_labels"
+            )
         coords = labels = boxes = masks = None
         limit = (hw[1], hw[0]) if normalize else (1.0, 1.0)
         frame = f"the {hw[1]}x{hw[0]} image" if normalize else "[0, 1] (normalize_coords=False)"
@@ -321,7 +347,9 @@ class ImagePredictor:
             if coords.ndim == 2:
                 coords, labels = coords[None], labels[None] if labels.ndim == 1 else labels
             if coords.ndim != 3 or coords.shape[-1] != 2:
-                raise ValueError(f"point_coords must have shape (P, 2) or (N, P, 2), got {tuple(coords.shape)}")
+                raise ValueError(
+                    f"point_coords must have shape (P, 2) or (N, P, 2), got {tuple(coords.shape)}"
+                )
             if labels.shape != coords.shape[:2]:
                 raise ValueError(
                     f"point_labels shape {tuple(labels.shape)} does not match point_coords shape "
@@ -329,7 +357,9 @@ class ImagePredictor:
                 )
             bad = set(labels.unique().tolist()) - set(_VALID_LABELS)
             if bad:
-                raise ValueError(f"point_labels must be 1 (foreground) or 0 (background), got {sorted(bad)}")
+                raise ValueError(
+                    f"point_labels must be 1 (foreground) or 0 (background), got {sorted(bad)}"
+                )
             if self.check_bounds:
                 _check_inside("point_coords", coords, limit, frame)
         if box is not None:
@@ -337,9 +367,14 @@ class ImagePredictor:
             if boxes.ndim == 1:
                 boxes = boxes[None]
             if boxes.ndim != 2 or boxes.shape[-1] != 4:
-                raise ValueError(f"box must have shape (4,) or (N, 4) as x0, y0, x1, y1, got {tuple(boxes.shape)}")
+                raise ValueError(
+                    "box must have shape (4,) or (N, 4) as x0, y0, x1, y1, "
+                    f"got {tuple(boxes.shape)}"
+                )
             if bool(((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).any()):
-                raise ValueError(f"box must be x0, y0, x1, y1 with x0 <= x1 and y0 <= y1, got {boxes.tolist()}")
+                raise ValueError(
+                    f"box must be x0, y0, x1, y1 with x0 <= x1 and y0 <= y1, got {boxes.tolist()}"
+                )
             if self.check_bounds:
                 _check_inside("box", boxes.reshape(-1, 2, 2), limit, frame)
             if coords is not None and coords.shape[0] != boxes.shape[0]:
@@ -348,7 +383,8 @@ class ImagePredictor:
                     labels = labels.expand(boxes.shape[0], -1)
                 else:
                     raise ValueError(
-                        f"{boxes.shape[0]} boxes and {coords.shape[0]} point sets: give one point set "
+                        f"{boxes.shape[0]} boxes and {coords.shape[0]} point sets: "
+                        "give one point set "
                         "per box, or one shared by all"
                     )
         if mask_input is not None:
@@ -375,12 +411,17 @@ def _as_tensor(name: str, value: Any) -> Tensor:
     try:
         return torch.as_tensor(np.asarray(value) if not isinstance(value, Tensor) else value)
     except (TypeError, ValueError) as e:
-        raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}: {e}") from None
+        raise TypeError(
+            f"{name} must be an array of numbers, got {type(value).__name__}: {e}"
+        ) from None
 
 
 def _as_float_tensor(name: str, value: Any) -> Tensor:
     t = _as_tensor(name, value)
-    if not (t.is_floating_point() or t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):
+    if not (
+        t.is_floating_point()
+        or t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+    ):
         raise TypeError(f"{name} must hold numbers, got dtype {t.dtype}")
     t = t.to(torch.float32)
     if not bool(torch.isfinite(t).all()):

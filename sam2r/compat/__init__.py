@@ -1,0 +1,16 @@
+"""The official `sam2` names and signatures on top of sam2r.
+
+A script written for the official package runs after changing its imports, e.g.
+
+    from sam2.build_sam import build_sam2
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+becomes
+    from sam2r.compat import build_sam2, SAM2ImagePredictor
+
+Return values are the official ones (numpy tuples). New code should use `sam2r.ImagePredictor`.
+"""
+
+from sam2r.compat.build_sam import build_sam2, build_sam2_hf
+from sam2r.compat.image_predictor import SAM2ImagePredictor
+
+__all__ = ["build_sam2", "build_sam2_hf", "SAM2ImagePredictor"]

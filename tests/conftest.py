@@ -1,0 +1,35 @@
+"""Shared test helpers: where the parity fixtures live and small loaders for them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures" / "parity"
+CONFIGS = ("micro", "sam2.1_hiera_t", "sam2_hiera_t")
+
+
+def load_json(relpath: str) -> Any:
+    """A JSON file of the fixtures tree, e.g. `load_json("micro/image_index.json")`."""
+    with open(FIXTURES / relpath) as f:
+        return json.load(f)
+
+
+def state_dict_shapes(cfg: str) -> dict[str, tuple[int, ...]]:
+    """key -> shape of the official state dict of a fixture config (`micro`, ...)."""
+    tensors = load_json(f"{cfg}/state_dict_shapes.json")["tensors"]
+    return {k: tuple(v["shape"]) for k, v in tensors.items()}
+
+
+def micro_shapes() -> dict[str, tuple[int, ...]]:
+    """key -> shape of the `micro` config's state dict."""
+    return state_dict_shapes("micro")
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    """Root of the copied parity fixtures (`tests/fixtures/parity`)."""
+    return FIXTURES
