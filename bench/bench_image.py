@@ -103,16 +103,12 @@ def main() -> None:
             f"no reference interpreter at {args.reference}: run `bash ../shared/reference/setup.sh`"
         )
 
-    import torch
-
     from sam2r import build_model
     from sam2r.testing import synthetic_checkpoint
 
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = str(Path(tmp) / "sam2.1_hiera_t_synth.pt")
-        with torch.device("meta"):
-            shapes_model = build_model("sam2.1_hiera_t", device="meta")
-        synthetic_checkpoint(shapes_model, ckpt, seed=0)
+        synthetic_checkpoint(build_model("sam2.1_hiera_t", device="meta"), ckpt, seed=0)
         runs: dict[str, list[dict]] = {"sam2r": [], "reference": []}
         for r in range(args.rounds):
             for side in ("sam2r", "reference") if r % 2 == 0 else ("reference", "sam2r"):

@@ -184,7 +184,7 @@ class Hiera(nn.Module):
         w0 = cfg.window_spec[0]
         self.pos_embed_window = nn.Parameter(torch.zeros(1, dim, w0, w0))
 
-        dpr = torch.linspace(0, cfg.drop_path_rate, depth).tolist()
+        dpr = [cfg.drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # stochastic depth
         self.blocks = nn.ModuleList()
         stage = 0
         for i in range(depth):

@@ -111,15 +111,14 @@ class ImagePredictor:
         Args:
             image: numpy uint8 (H, W, 3) RGB, (H, W) grayscale, (H, W, 4) RGBA, or a PIL image.
         """
+        rgb = to_rgb_array(image)  # validate first: a bad image keeps the current one
         self.reset()
-        rgb = to_rgb_array(image)
         x = preprocess_image(rgb, self.model.image_size).to(self.device)
         self._features = self._encode(x, [rgb.shape[:2]], batched=False)
 
     @torch.inference_mode()
     def set_image_batch(self, images: Sequence[Any]) -> None:
         """Compute the embeddings of several images (each may have its own size)."""
-        self.reset()
         if isinstance(images, (np.ndarray, torch.Tensor)) or not isinstance(images, Sequence):
             raise TypeError(
                 f"set_image_batch takes a list of images, got {type(images).__name__}; "
@@ -128,6 +127,7 @@ class ImagePredictor:
         rgbs = [to_rgb_array(im) for im in images]
         if not rgbs:
             raise ValueError("set_image_batch got an empty list of images")
+        self.reset()
         x = preprocess_batch(rgbs, self.model.image_size).to(self.device)
         self._features = self._encode(x, [r.shape[:2] for r in rgbs], batched=True)
 
