@@ -238,7 +238,11 @@ def _model_name(model: torch.nn.Module) -> str:
 
 
 def _load_into(
-    model: torch.nn.Module, state_dict: dict[str, torch.Tensor], strict: bool, source: str
+    model: torch.nn.Module,
+    state_dict: dict[str, torch.Tensor],
+    strict: bool,
+    source: str,
+    assign: bool = False,
 ) -> LoadResult:
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state_dict.items()}
@@ -264,7 +268,12 @@ def _load_into(
             f"{_describe(diff, got, expected)}\n{verdict}"
         )
     skip = set(diff.unexpected) | set(diff.mismatched)
-    model.load_state_dict({k: v for k, v in state_dict.items() if k not in skip}, strict=strict)
+    kept = {k: v for k, v in state_dict.items() if k not in skip}
+    if assign:
+        # the model was built on the meta device: adopt the file's tensors (as float32, like a
+        # copy into freshly initialised parameters would give) instead of copying into them
+        kept = {k: v.float().contiguous() if v.is_floating_point() else v for k, v in kept.items()}
+    model.load_state_dict(kept, strict=strict, assign=assign)
     return LoadResult(diff.missing, diff.unexpected, diff.mismatched)
 
 
@@ -361,11 +370,15 @@ def build_model(
         raise TypeError(
             f"variant must be a model name, a SAM2Config or None, got {type(variant).__name__}"
         )
-    model = SAM2Model(cfg)
-    if checkpoint is not None:
+    if checkpoint is None:
+        model = SAM2Model(cfg)
+    else:
         if state_dict is None:
             state_dict = read_state_dict(checkpoint)
-        _load_into(model, state_dict, strict=True, source=repr(str(checkpoint)))
+        # no random initialisation of weights that the checkpoint replaces at once
+        with torch.device("meta"):
+            model = SAM2Model(cfg)
+        _load_into(model, state_dict, strict=True, source=repr(str(checkpoint)), assign=True)
     return model.to(device=device, dtype=dtype).eval()
 
 
