@@ -1,0 +1,638 @@
+"""Video predictor: prompt objects on any frame, then propagate their masks through the video.
+
+    predictor = VideoPredictor(model)
+    session = predictor.init_session("frames/")               # folder, array or list of frames
+    predictor.add_points(session, frame_idx=0, obj_id=1, points=[[210, 350]], labels=[1])
+    for result in predictor.propagate(session):
+        result.frame_idx, result.obj_ids, result.masks       # (num_obj, 1, H, W) logits
+
+It reproduces the official `SAM2VideoPredictor` of `sam2==1.1.0` (independent per-object
+inference, Dec 2024): the same frames, memories and rounding (bfloat16 memories), with outputs
+that agree within the official code's own run-to-run noise (`tests/test_video_parity.py`).
+Every object is tracked with its own memory bank, so adding, correcting or removing one object
+never changes another's masks. The predictor owns a
+`SAM2Model` and calls its public steps; which frames each frame reads is decided in
+`sam2r.predictor.memory`, prompts are checked and mapped in `sam2r.predictor.prompts`, and the
+session's state is the typed dataclasses of `sam2r.predictor.session`. `sam2r.compat` maps the
+official method names onto this class.
+
+Where this differs from the official code (on inputs where that code fails):
+* bad inputs (frame out of range, unknown object, points outside the frame, a mask of the wrong
+  size) raise `ValueError` before the session is touched;
+* a click on a tracked frame of an object that has no conditioning frame left (all its prompts
+  were cleared) starts over as an initial prompt; the official code fails an assertion;
+* `clear_non_cond_mem_around_input` clears the memories of the prompted object only (the
+  official 1.1.0 calls a method that does not exist, later versions do this);
+* in a one-frame video the pointer distances are normalised by 1 instead of 0 (the official
+  code produces NaN on a correction click there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from sam2r.io.frames import open_frames
+from sam2r.model.sam2 import NO_OBJ_SCORE, ImageFeatures, SAM2Model
+from sam2r.ops.masks import fill_holes_in_mask_scores
+from sam2r.predictor.memory import plan_memory
+from sam2r.predictor.prompts import check_obj_id, mask_prompt, point_prompt
+from sam2r.predictor.session import (
+    FrameResult,
+    FrameState,
+    ObjectTrack,
+    PointPrompt,
+    VideoSession,
+)
+
+
+class VideoPredictor:
+    """Segment and track objects in a video.
+
+    Args:
+        model: a `SAM2Model` in eval mode. Its config supplies the tracking knobs
+            (`non_overlap_masks`, `add_all_frames_to_correct_as_cond`,
+            `clear_non_cond_mem_around_input`, memory limits).
+        fill_hole_area: fill holes of up to this many low-res pixels in every output mask
+            (None: the config's `fill_hole_area`, 8 for the released models; 0: off). The
+            official code does this only when its CUDA extension is installed.
+        non_overlap_masks: keep only the highest-scoring object at each pixel of the returned
+            masks (None: the config's value).
+        feature_cache_size: image features of this many recently visited frames are kept per
+            session (for repeated clicks on a frame).
+        check_bounds: raise on points or boxes outside the frame (the official code accepts them).
+    """
+
+    def __init__(
+        self,
+        model: SAM2Model,
+        fill_hole_area: int | None = None,
+        non_overlap_masks: bool | None = None,
+        feature_cache_size: int = 4,
+        check_bounds: bool = True,
+    ) -> None:
+        if not isinstance(model, SAM2Model):
+            raise TypeError(f"model must be a sam2r SAM2Model, got {type(model).__name__}")
+        cfg = model.cfg
+        area = cfg.fill_hole_area if fill_hole_area is None else fill_hole_area
+        if isinstance(area, bool) or not isinstance(area, int) or area < 0:
+            raise ValueError(f"fill_hole_area must be an int >= 0 (0 = off), got {area!r}")
+        if (
+            isinstance(feature_cache_size, bool)
+            or not isinstance(feature_cache_size, int)
+            or feature_cache_size < 1
+        ):
+            raise ValueError(f"feature_cache_size must be an int >= 1, got {feature_cache_size!r}")
+        self.model = model
+        self.fill_hole_area = area
+        self.non_overlap_masks = (
+            cfg.non_overlap_masks if non_overlap_masks is None else bool(non_overlap_masks)
+        )
+        self.feature_cache_size = feature_cache_size
+        self.check_bounds = check_bounds
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    # ------------------------------------------------------------------------------------------
+    # session
+    # ------------------------------------------------------------------------------------------
+    def init_session(
+        self,
+        video: Any,
+        *,
+        offload_video_to_cpu: bool = False,
+        offload_state_to_cpu: bool = False,
+    ) -> VideoSession:
+        """Open a video. Frames are decoded only when a step needs them.
+
+        Args:
+            video: a folder of frames (`00000.jpg`, ...), a uint8 array (N, H, W, 3), a list of
+                uint8 (H, W, 3) arrays / PIL images, or a `sam2r.io.FrameSource`.
+            offload_video_to_cpu: accepted for compatibility; decoded frames are never kept on
+                the accelerator anyway.
+            offload_state_to_cpu: keep the stored masks and memories in CPU memory (slower on
+                GPU, frees accelerator memory on long videos).
+        """
+        del offload_video_to_cpu  # frames are decoded on demand, on the CPU
+        source = open_frames(video)
+        storage = torch.device("cpu") if offload_state_to_cpu else self.device
+        return VideoSession(
+            frames=source,
+            image_size=self.model.image_size,
+            device=self.device,
+            storage_device=storage,
+            feature_cache_size=self.feature_cache_size,
+        )
+
+    def reset(self, session: VideoSession) -> None:
+        """Remove every object, prompt and output (the video and its cached features stay)."""
+        session.objects.clear()
+
+    # ------------------------------------------------------------------------------------------
+    # prompts
+    # ------------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def add_points(
+        self,
+        session: VideoSession,
+        frame_idx: int,
+        obj_id: Hashable,
+        points: Any = None,
+        labels: Any = None,
+        clear_old_points: bool = True,
+        normalize_coords: bool = True,
+        box: Any = None,
+    ) -> FrameResult:
+        """Add clicks and/or a box for one object on one frame; returns all masks of that frame.
+
+        Args:
+            session: from `init_session`.
+            frame_idx: the frame.
+            obj_id: the object (a new id adds an object, also after tracking started).
+            points: (P, 2) x, y clicks (video pixels with `normalize_coords`, else in [0, 1]).
+            labels: (P,) 1 positive, 0 negative.
+            clear_old_points: replace this object's earlier clicks on the frame (else append).
+            normalize_coords: coordinates are video pixels (True) or relative (False).
+            box: (4,) x0, y0, x1, y1; sent as the first two points (needs clear_old_points).
+
+        Returns:
+            the frame's masks of all objects (objects without an output there are -1024).
+        """
+        frame_idx = self._check_frame(session, frame_idx)
+        obj_id = check_obj_id(obj_id)
+        prompt = point_prompt(
+            points,
+            labels,
+            box,
+            clear_old_points=clear_old_points,
+            normalize_coords=normalize_coords,
+            video_hw=session.frames.hw,
+            image_size=session.image_size,
+            check_bounds=self.check_bounds,
+            device=self.device,
+        )
+        track = self._get_or_add_track(session, obj_id)
+        old = track.points.get(frame_idx)
+        if not clear_old_points and old is not None:
+            prompt = PointPrompt(
+                torch.cat([old.coords, prompt.coords], dim=1),
+                torch.cat([old.labels, prompt.labels], dim=1),
+            )
+        track.points[frame_idx] = prompt
+        track.masks.pop(frame_idx, None)
+
+        is_init, reverse = _interaction_mode(track, frame_idx)
+        is_cond = is_init or self.model.cfg.add_all_frames_to_correct_as_cond
+        # refine the frame's previous mask of this object with the new clicks
+        prev = track.latest_output(frame_idx, is_cond)
+        prev_logits = None
+        if prev is not None:
+            prev_logits = torch.clamp(prev.low_res_masks.to(self.device), -32.0, 32.0)
+        state = self._run_frame(
+            session,
+            track,
+            frame_idx,
+            is_init=is_init,
+            reverse=reverse,
+            points=prompt,
+            prev_logits=prev_logits,
+            encode_memory=False,
+        )
+        track.temp_outputs(is_cond)[frame_idx] = state
+        return self._consolidated(session, frame_idx, is_cond)
+
+    @torch.inference_mode()
+    def add_mask(
+        self, session: VideoSession, frame_idx: int, obj_id: Hashable, mask: Any
+    ) -> FrameResult:
+        """Give one object's mask on one frame (taken as the output itself, ±10 logits).
+
+        Args:
+            session: from `init_session`.
+            frame_idx: the frame.
+            obj_id: the object (a new id adds an object).
+            mask: (H, W) at video resolution (or image_size x image_size); numpy arrays and
+                lists are read as booleans (non-zero = object), tensors as given.
+
+        Returns:
+            the frame's masks of all objects.
+        """
+        frame_idx = self._check_frame(session, frame_idx)
+        obj_id = check_obj_id(obj_id)
+        mask_input = mask_prompt(
+            mask, video_hw=session.frames.hw, image_size=session.image_size, device=self.device
+        )
+        track = self._get_or_add_track(session, obj_id)
+        track.masks[frame_idx] = mask_input
+        track.points.pop(frame_idx, None)
+
+        is_init, reverse = _interaction_mode(track, frame_idx)
+        is_cond = is_init or self.model.cfg.add_all_frames_to_correct_as_cond
+        state = self._run_frame(
+            session,
+            track,
+            frame_idx,
+            is_init=is_init,
+            reverse=reverse,
+            mask=mask_input,
+            encode_memory=False,
+        )
+        track.temp_outputs(is_cond)[frame_idx] = state
+        return self._consolidated(session, frame_idx, is_cond)
+
+    @torch.inference_mode()
+    def clear_prompts_in_frame(
+        self, session: VideoSession, frame_idx: int, obj_id: Hashable, need_output: bool = True
+    ) -> FrameResult | None:
+        """Remove one object's clicks, box and mask on a frame.
+
+        The frame's output of that object stays, as a tracked (non-conditioning) frame, until
+        the next propagation recomputes it.
+        """
+        frame_idx = self._check_frame(session, frame_idx)
+        track = self._get_track(session, obj_id)
+        self._clear_prompts(track, frame_idx)
+        if not need_output:
+            return None
+        is_cond = any(frame_idx in t.temp_cond_outputs for t in session.objects.values())
+        return self._consolidated(session, frame_idx, is_cond)
+
+    @torch.inference_mode()
+    def remove_object(
+        self,
+        session: VideoSession,
+        obj_id: Hashable,
+        strict: bool = False,
+        need_output: bool = True,
+    ) -> list[FrameResult]:
+        """Remove an object; the other objects' outputs are unchanged.
+
+        Args:
+            session: from `init_session`.
+            obj_id: the object to remove.
+            strict: raise `ValueError` for an unknown id (else do nothing).
+            need_output: return the masks of the frames where the object had prompts.
+
+        Returns:
+            the remaining objects' masks on each frame the object was prompted on (ascending),
+            empty when nothing is left or `need_output` is False.
+        """
+        if obj_id not in session.objects:
+            if strict:
+                session.obj_idx(obj_id)  # raises ValueError naming the known ids
+            return []
+        if len(session.objects) == 1:
+            self.reset(session)
+            return []
+        track = session.objects.pop(obj_id)
+        frames = track.prompted_frames()
+        if not need_output:
+            return []
+        results = []
+        for frame_idx in frames:
+            is_cond = any(frame_idx in t.temp_cond_outputs for t in session.objects.values())
+            results.append(self._consolidated(session, frame_idx, is_cond))
+        return results
+
+    # ------------------------------------------------------------------------------------------
+    # propagation
+    # ------------------------------------------------------------------------------------------
+    def propagate(
+        self,
+        session: VideoSession,
+        start_frame_idx: int | None = None,
+        max_frame_num_to_track: int | None = None,
+        reverse: bool = False,
+    ) -> Iterator[FrameResult]:
+        """Track every object through the video, one frame per iteration.
+
+        The prompts given so far are committed (their memories encoded) before this returns;
+        frames are then processed as the iterator is consumed.
+
+        Args:
+            session: from `init_session`.
+            start_frame_idx: first frame (default: the earliest prompted frame).
+            max_frame_num_to_track: track this many frames after the first (default: all).
+            reverse: track towards the first frame.
+
+        Yields:
+            `FrameResult` of every object on each frame, in processing order.
+        """
+        if start_frame_idx is not None:
+            start_frame_idx = self._check_frame(session, start_frame_idx)
+        if max_frame_num_to_track is not None and (
+            isinstance(max_frame_num_to_track, bool)
+            or not isinstance(max_frame_num_to_track, (int, np.integer))
+            or max_frame_num_to_track < 0
+        ):
+            raise ValueError(
+                "max_frame_num_to_track must be an int >= 0 or None, "
+                f"got {max_frame_num_to_track!r}"
+            )
+        with torch.inference_mode():
+            self._commit_prompts(session)
+        if start_frame_idx is None:
+            start_frame_idx = min(t for tr in session.objects.values() for t in tr.cond_outputs)
+        n = session.num_frames
+        span = n if max_frame_num_to_track is None else int(max_frame_num_to_track)
+        if reverse:
+            end = max(start_frame_idx - span, 0)
+            order = list(range(start_frame_idx, end - 1, -1)) if start_frame_idx > 0 else []
+        else:
+            end = min(start_frame_idx + span, n - 1)
+            order = list(range(start_frame_idx, end + 1))
+        return self._track_frames(session, order, bool(reverse))
+
+    @torch.inference_mode()
+    def _track_frames(
+        self, session: VideoSession, order: list[int], reverse: bool
+    ) -> Iterator[FrameResult]:
+        tracks = list(session.objects.values())
+        cfg = self.model.cfg
+        for frame_idx in order:
+            if list(session.objects.values()) != tracks:  # tracks compare by identity
+                raise RuntimeError(
+                    "objects were added or removed while propagating; call propagate() again"
+                )
+            states = []
+            for track in tracks:
+                state = track.cond_outputs.get(frame_idx)
+                if state is not None:  # a prompted frame: its output is already there
+                    if cfg.clear_non_cond_mem_around_input:
+                        self._clear_memory_around(track, frame_idx)
+                else:
+                    state = self._run_frame(
+                        session,
+                        track,
+                        frame_idx,
+                        is_init=False,
+                        reverse=reverse,
+                        encode_memory=True,
+                    )
+                    track.non_cond_outputs[frame_idx] = state
+                track.tracked[frame_idx] = reverse
+                states.append(state)
+            yield self._result(session, frame_idx, states)
+
+    def _commit_prompts(self, session: VideoSession) -> None:
+        """Merge pending prompt outputs into the memory bank, encoding their memories.
+
+        The memory encoder runs here rather than on every click, so that a frame clicked many
+        times is encoded once, with its final mask.
+        """
+        if not session.objects:
+            raise RuntimeError("no object has prompts: add points, a box or a mask first")
+        for track in session.objects.values():
+            if not track.cond_outputs and not track.temp_cond_outputs:
+                raise RuntimeError(
+                    f"object {track.obj_id!r} has no prompt on an untracked frame to start from; "
+                    "add points, a box or a mask for it (or remove it)"
+                )
+        for track in session.objects.values():
+            for is_cond in (False, True):
+                pending = track.temp_outputs(is_cond)
+                target = track.cond_outputs if is_cond else track.non_cond_outputs
+                for frame_idx, state in pending.items():
+                    if state.maskmem_features is None:
+                        high_res = F.interpolate(
+                            state.low_res_masks.to(self.device),
+                            size=(session.image_size, session.image_size),
+                            mode="bilinear",
+                            align_corners=False,
+                        )
+                        feats = self._features(session, frame_idx)
+                        state.maskmem_features = self._encode_memory(
+                            session, feats, high_res, state.object_score_logits, from_points=True
+                        )
+                    target[frame_idx] = state
+                    if self.model.cfg.clear_non_cond_mem_around_input:
+                        self._clear_memory_around(track, frame_idx)
+                pending.clear()
+            for frame_idx in track.cond_outputs:
+                track.non_cond_outputs.pop(frame_idx, None)
+
+    # ------------------------------------------------------------------------------------------
+    # one frame of one object
+    # ------------------------------------------------------------------------------------------
+    def _features(self, session: VideoSession, frame_idx: int) -> ImageFeatures:
+        feats = session.cached_features(frame_idx)
+        if feats is None:
+            image = session.frames.model_input(frame_idx, session.image_size)
+            feats = self.model.encode_image(image.unsqueeze(0).to(self.device))
+            session.cache_features(frame_idx, feats)
+        return feats
+
+    def _run_frame(
+        self,
+        session: VideoSession,
+        track: ObjectTrack,
+        frame_idx: int,
+        *,
+        is_init: bool,
+        reverse: bool,
+        encode_memory: bool,
+        points: PointPrompt | None = None,
+        mask: Tensor | None = None,
+        prev_logits: Tensor | None = None,
+    ) -> FrameState:
+        """Segment one object on one frame (memory read, SAM heads, optionally memory write)."""
+        model = self.model
+        feats = self._features(session, frame_idx)
+        if mask is not None:
+            out = model.mask_as_output(feats.embed, feats.high_res, mask)
+        else:
+            if is_init:
+                pix = model.no_memory(feats)
+            else:
+                pix = self._condition_on_memory(session, track, feats, frame_idx, reverse)
+            num_points = 0 if points is None else points.labels.shape[1]
+            out = model.decode_frame(
+                pix,
+                feats.high_res,
+                None if points is None else points.coords,
+                None if points is None else points.labels,
+                mask_input=prev_logits,
+                multimask_output=model.use_multimask(is_init, num_points),
+            )
+        maskmem = None
+        if encode_memory:
+            maskmem = self._encode_memory(
+                session,
+                feats,
+                out.high_res_masks,
+                out.object_score_logits,
+                from_points=points is not None,
+            )
+        low_res = out.low_res_masks
+        if self.fill_hole_area > 0:
+            low_res = fill_holes_in_mask_scores(low_res, self.fill_hole_area)
+        return FrameState(
+            low_res_masks=low_res.to(session.storage_device),
+            obj_ptr=out.obj_ptr,
+            object_score_logits=out.object_score_logits,
+            maskmem_features=maskmem,
+        )
+
+    def _condition_on_memory(
+        self,
+        session: VideoSession,
+        track: ObjectTrack,
+        feats: ImageFeatures,
+        frame_idx: int,
+        reverse: bool,
+    ) -> Tensor:
+        """(1, C, h, w) features of the frame after attending to the object's memory."""
+        model, cfg = self.model, self.model.cfg
+        plan = plan_memory(
+            frame_idx,
+            reverse,
+            track.cond_outputs,
+            track.non_cond_outputs,
+            session.num_frames,
+            num_maskmem=cfg.num_maskmem,
+            stride=cfg.memory_temporal_stride_for_eval,
+            max_cond_frames=cfg.max_cond_frames_in_attn,
+            max_obj_ptrs=cfg.max_obj_ptrs_in_encoder,
+            signed_ptr_distance=cfg.use_signed_tpos_enc_to_obj_ptrs,
+        )
+        tokens, pos = [], []
+        for t_pos, state in plan.spatial:
+            assert state.maskmem_features is not None and session.maskmem_pos is not None
+            tok, p = model.spatial_memory_tokens(
+                state.maskmem_features.to(self.device), session.maskmem_pos, t_pos
+            )
+            tokens.append(tok)
+            pos.append(p)
+        num_ptr_tokens = 0
+        if plan.pointers:
+            ptrs = torch.stack([s.obj_ptr.to(self.device) for _, s in plan.pointers])  # (N, 1, C)
+            dist = torch.tensor([d for d, _ in plan.pointers])  # int64, as the official code
+            # a one-frame video would divide the distances by 0
+            tok, p = model.pointer_tokens(ptrs, dist, max(plan.max_ptrs, 2))
+            tokens.append(tok)
+            pos.append(p)
+            num_ptr_tokens = tok.shape[1]
+        memory = torch.cat(tokens, dim=1)  # (1, M, mem_dim)
+        memory_pos = torch.cat(pos, dim=1)
+        return model.condition_on_memory(feats, memory, memory_pos, num_ptr_tokens)
+
+    def _encode_memory(
+        self,
+        session: VideoSession,
+        feats: ImageFeatures,
+        high_res_masks: Tensor,
+        object_score_logits: Tensor,
+        from_points: bool,
+    ) -> Tensor:
+        """(1, mem_dim, h, w) bfloat16 memory of a mask, as the official code stores it."""
+        mem = self.model.encode_memory(
+            feats.embed, high_res_masks, object_score_logits, from_points
+        )
+        if session.maskmem_pos is None:
+            session.maskmem_pos = mem.pos[:1].clone()
+        return mem.features.to(torch.bfloat16).to(session.storage_device)
+
+    def _clear_prompts(self, track: ObjectTrack, frame_idx: int) -> None:
+        track.points.pop(frame_idx, None)
+        track.masks.pop(frame_idx, None)
+        track.temp_cond_outputs.pop(frame_idx, None)
+        track.temp_non_cond_outputs.pop(frame_idx, None)
+        out = track.cond_outputs.pop(frame_idx, None)
+        if out is not None:
+            # no longer a prompted frame: keep its output as a tracked frame's
+            track.non_cond_outputs[frame_idx] = out
+            track.tracked.pop(frame_idx, None)
+
+    def _clear_memory_around(self, track: ObjectTrack, frame_idx: int) -> None:
+        """Drop tracked-frame memories near a new prompt (they may contradict it)."""
+        cfg = self.model.cfg
+        r = cfg.memory_temporal_stride_for_eval * cfg.num_maskmem
+        for t in range(frame_idx - r, frame_idx + r + 1):
+            track.non_cond_outputs.pop(t, None)
+
+    # ------------------------------------------------------------------------------------------
+    # results
+    # ------------------------------------------------------------------------------------------
+    def _consolidated(self, session: VideoSession, frame_idx: int, is_cond: bool) -> FrameResult:
+        """Every object's newest output on a frame (pending outputs of the given kind first)."""
+        states = [t.latest_output(frame_idx, is_cond) for t in session.objects.values()]
+        return self._result(session, frame_idx, states)
+
+    def _result(
+        self, session: VideoSession, frame_idx: int, states: list[FrameState | None]
+    ) -> FrameResult:
+        """Upsample the low-res masks to the video size (-1024 for objects without output)."""
+        h, w = session.frames.hw
+        n = len(states)
+        masks = torch.full((n, 1, h, w), NO_OBJ_SCORE, dtype=torch.float32, device=self.device)
+        scores = torch.full((n,), NO_OBJ_SCORE, dtype=torch.float32, device=self.device)
+        rows = [i for i, s in enumerate(states) if s is not None]
+        if rows:
+            low = torch.cat([states[i].low_res_masks.to(self.device) for i in rows])  # type: ignore[union-attr]
+            if low.shape[-2:] != (h, w):
+                low = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
+            masks[rows] = low
+            scores[rows] = torch.cat(
+                [states[i].object_score_logits.to(self.device).view(1) for i in rows]  # type: ignore[union-attr]
+            ).float()
+        if self.non_overlap_masks:
+            masks = non_overlapping(masks)
+        return FrameResult(frame_idx, session.obj_ids, masks, scores)
+
+    # ------------------------------------------------------------------------------------------
+    # input checks
+    # ------------------------------------------------------------------------------------------
+    def _check_frame(self, session: VideoSession, frame_idx: Any) -> int:
+        if not isinstance(session, VideoSession):
+            raise TypeError(
+                f"expected a VideoSession from init_session(), got {type(session).__name__}"
+            )
+        if isinstance(frame_idx, bool) or not isinstance(frame_idx, (int, np.integer)):
+            raise TypeError(f"frame_idx must be an int, got {type(frame_idx).__name__}")
+        n = session.num_frames
+        if not 0 <= frame_idx < n:
+            raise ValueError(f"frame_idx {frame_idx} is out of range: the video has {n} frames")
+        return int(frame_idx)
+
+    def _get_track(self, session: VideoSession, obj_id: Hashable) -> ObjectTrack:
+        obj_id = check_obj_id(obj_id)
+        if obj_id not in session.objects:
+            session.obj_idx(obj_id)  # raises ValueError naming the known ids
+        return session.objects[obj_id]
+
+    def _get_or_add_track(self, session: VideoSession, obj_id: Hashable) -> ObjectTrack:
+        track = session.objects.get(obj_id)
+        if track is None:
+            track = session.objects[obj_id] = ObjectTrack(obj_id)
+        return track
+
+
+def non_overlapping(masks: Tensor) -> Tensor:
+    """Keep only the highest-scoring object at each pixel: (N, 1, H, W) logits -> same shape.
+
+    Other objects' logits there are lowered to at most -10 (the official
+    `_apply_non_overlapping_constraints`).
+    """
+    if masks.shape[0] <= 1:
+        return masks
+    winner = torch.argmax(masks, dim=0, keepdim=True)  # (1, 1, H, W)
+    rows = torch.arange(masks.shape[0], device=masks.device).view(-1, 1, 1, 1)
+    return torch.where(winner == rows, masks, torch.clamp(masks, max=-10.0))
+
+
+def _interaction_mode(track: ObjectTrack, frame_idx: int) -> tuple[bool, bool]:
+    """(is an initial prompt, tracked in reverse) for a prompt on a frame.
+
+    A prompt on a frame the object was tracked on corrects that frame (it reads the memory, in
+    the direction the frame was tracked); on any other frame it starts like an image prompt.
+    """
+    if frame_idx in track.tracked and track.cond_outputs:
+        return False, track.tracked[frame_idx]
+    return True, False
