@@ -91,8 +91,11 @@ def test_frame_source_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no such folder"):
         open_frames(tmp_path / "missing")
     (tmp_path / "clip.mp4").write_bytes(b"")
-    with pytest.raises(ValueError, match="extract its frames"):
-        open_frames(tmp_path / "clip.mp4")
+    with pytest.raises((ValueError, ImportError), match="not a readable video|sam2r\\[video\\]"):
+        open_frames(tmp_path / "clip.mp4")  # an empty video file
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="not a video file"):
+        open_frames(tmp_path / "notes.txt")
     with pytest.raises(ValueError, match="uint8"):
         ArrayFrames(np.zeros((2, 4, 4, 3), np.float32))
     with pytest.raises(ValueError, match="empty"):

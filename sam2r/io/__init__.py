@@ -1,5 +1,19 @@
 """Input and output of videos and masks: frame sources (folders, arrays) for the predictors."""
 
-from sam2r.io.frames import ArrayFrames, FolderFrames, FrameSource, open_frames, preprocess_frame
+from sam2r.io.frames import (
+    ArrayFrames,
+    FolderFrames,
+    FrameSource,
+    LiveFrames,
+    open_frames,
+    preprocess_frame,
+)
 
-__all__ = ["ArrayFrames", "FolderFrames", "FrameSource", "open_frames", "preprocess_frame"]
+__all__ = [
+    "ArrayFrames",
+    "FolderFrames",
+    "FrameSource",
+    "LiveFrames",
+    "open_frames",
+    "preprocess_frame",
+]

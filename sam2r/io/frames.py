@@ -6,14 +6,15 @@ decoded frames beyond the one it is returning (an array source holds the caller'
 * `FolderFrames`: a folder of image files, ordered by the integer in the file name
   (`00000.jpg`, `00001.jpg`, ... as the official loader expects);
 * `ArrayFrames`: a uint8 array (N, H, W, 3) or a list of frames (arrays or PIL images);
+* `LiveFrames`: frames of a stream appended one at a time, only the last few held;
 * `open_frames`: picks the source for what the user passed.
 
 Preprocessing follows the official video loader, not the image predictor: Pillow's bicubic
 resize of the uint8 frame to `size` x `size`, `/ 255` in float64, float32, then ImageNet
 mean/std (`preprocess_frame`). It is bit-identical to `sam2.utils.misc.load_video_frames`.
 
-What is left to others: caching image features (the predictor's session), video files and live
-streams (not read here yet).
+What is left to others: caching image features (the predictor's session); video files and camera/URL
+streams are decoded in `sam2r.io.video_file` (PyAV).
 """
 
 from __future__ import annotations
@@ -197,6 +198,59 @@ class ArrayFrames(FrameSource):
         return self._frames[self._check_index(index)]
 
 
+class LiveFrames(FrameSource):
+    """Frames of a live stream, appended one by one; only the last `keep` are held.
+
+    The length is the number of frames appended so far. Asking for a frame that was dropped is
+    an error: a stream cannot go back.
+
+    Args:
+        keep: how many of the most recent frames stay readable (for prompts on them).
+    """
+
+    def __init__(self, keep: int = 2) -> None:
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+        self.keep = keep
+        self._recent: dict[int, np.ndarray | Image.Image] = {}
+        self._count = 0
+        self._hw: tuple[int, int] | None = None
+
+    def append(self, frame: np.ndarray | Image.Image) -> int:
+        """Add the next frame (uint8 (H, W, 3) RGB or PIL); returns its index."""
+        if isinstance(frame, Image.Image):
+            hw = (frame.height, frame.width)
+        else:
+            frame = to_rgb_array(frame)
+            hw = (int(frame.shape[0]), int(frame.shape[1]))
+        if self._hw is None:
+            self._hw = hw
+        elif hw != self._hw:
+            raise ValueError(f"stream frame of size {hw} differs from the stream's size {self._hw}")
+        idx = self._count
+        self._recent[idx] = frame
+        self._recent.pop(idx - self.keep, None)
+        self._count += 1
+        return idx
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        if self._hw is None:
+            raise ValueError("the stream has no frame yet")
+        return self._hw
+
+    def frame(self, index: int) -> np.ndarray | Image.Image:
+        index = self._check_index(index)
+        if index not in self._recent:
+            raise ValueError(
+                f"frame {index} of the stream is no longer held (only the last {self.keep} are)"
+            )
+        return self._recent[index]
+
+
 def open_frames(video: Any) -> FrameSource:
     """The frame source for a video given as a folder path, an array, a list or a source.
 
@@ -210,13 +264,16 @@ def open_frames(video: Any) -> FrameSource:
         path = Path(video)
         if path.is_dir():
             return FolderFrames(path)
-        if path.exists():
-            raise ValueError(
-                f"{str(video)!r} is a file; video files are not read yet: extract its frames into "
-                "a folder (e.g. `ffmpeg -i video.mp4 -q:v 2 -start_number 0 frames/%05d.jpg`) "
-                "or pass the frames as an array"
-            )
-        raise ValueError(f"no such folder: {str(video)!r}")
+        if path.is_file():
+            from sam2r.io.video_file import VIDEO_EXTENSIONS, VideoFileFrames
+
+            if path.suffix.lower() not in VIDEO_EXTENSIONS:
+                raise ValueError(
+                    f"{str(video)!r} is not a video file ({', '.join(VIDEO_EXTENSIONS)}) nor a "
+                    "folder of frames"
+                )
+            return VideoFileFrames(path)
+        raise ValueError(f"no such folder or video file: {str(video)!r}")
     if isinstance(video, (np.ndarray, Sequence)) and not isinstance(video, bytes):
         return ArrayFrames(video)
     raise TypeError(

@@ -111,14 +111,14 @@ def plan_memory(
     left_out = {t: cond_outputs[t] for t in unselected}
 
     spatial: list[tuple[int, FrameState]] = [
-        (0, cond_outputs[t]) for t in selected if cond_outputs[t].maskmem_features is not None
+        (0, cond_outputs[t]) for t in selected if cond_outputs[t].has_memory
     ]
     for t_pos in range(1, num_maskmem):  # oldest slot first
         t = previous_memory_frame(frame_idx, num_maskmem - t_pos, stride, reverse)
         out = non_cond_outputs.get(t)
         if out is None:
             out = left_out.get(t)  # a conditioning frame left out above still counts as recent
-        if out is not None and out.maskmem_features is not None:
+        if out is not None and out.has_memory:
             spatial.append((t_pos, out))
 
     max_ptrs = min(num_frames, max_obj_ptrs)

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from sam2r.io.frames import FrameSource
 from sam2r.model.sam2 import ImageFeatures
+from sam2r.predictor.spill import SpilledTensor, SpillPool, tensor_bytes
 
 
 @dataclass(eq=False)
@@ -37,18 +38,92 @@ class PointPrompt:
     labels: Tensor  # (1, P) int32: 1 positive, 0 negative, 2 / 3 box corners
 
 
-@dataclass(eq=False)
 class FrameState:
     """One object's output on one frame, as stored in the session.
 
     `maskmem_features` is stored in bfloat16 as the official predictor does (the rounding is
     part of the numbers every later frame reads); it is None until the memory encoder has run.
+    With a `SpillPool` attached (a session with a state budget), the two large tensors may live
+    in the pool's file while unused; reading the attributes brings them back transparently.
+
+    Args:
+        low_res_masks: (1, 1, S/4, S/4) float32 mask logits (after hole filling).
+        obj_ptr: (1, C) object pointer.
+        object_score_logits: (1, 1), > 0 where the object is present.
+        maskmem_features: (1, mem_dim, S/16, S/16) bfloat16, or None.
     """
 
-    low_res_masks: Tensor  # (1, 1, S/4, S/4) float32 mask logits (after hole filling)
-    obj_ptr: Tensor  # (1, C) object pointer
-    object_score_logits: Tensor  # (1, 1) > 0 where the object is present
-    maskmem_features: Tensor | None = None  # (1, mem_dim, S/16, S/16) bfloat16
+    __slots__ = ("_low_res", "_maskmem", "obj_ptr", "object_score_logits", "_pool", "__weakref__")
+
+    def __init__(
+        self,
+        low_res_masks: Tensor,
+        obj_ptr: Tensor,
+        object_score_logits: Tensor,
+        maskmem_features: Tensor | None = None,
+    ) -> None:
+        self._low_res: Tensor | SpilledTensor = low_res_masks
+        self._maskmem: Tensor | SpilledTensor | None = maskmem_features
+        self.obj_ptr = obj_ptr
+        self.object_score_logits = object_score_logits
+        self._pool: SpillPool | None = None
+
+    def attach(self, pool: SpillPool | None) -> FrameState:
+        """Put the large tensors under a pool's RAM budget."""
+        self._pool = pool
+        if pool is not None:
+            pool.touch(self)
+        return self
+
+    def _get(self, name: str) -> Tensor | None:
+        value = getattr(self, name)
+        if isinstance(value, SpilledTensor):
+            assert self._pool is not None
+            value = self._pool.read(value)
+            setattr(self, name, value)
+        if self._pool is not None:
+            self._pool.touch(self)
+        return value
+
+    @property
+    def low_res_masks(self) -> Tensor:
+        return self._get("_low_res")  # type: ignore[return-value]
+
+    @low_res_masks.setter
+    def low_res_masks(self, value: Tensor) -> None:
+        self._low_res = value
+        if self._pool is not None:
+            self._pool.touch(self)
+
+    @property
+    def maskmem_features(self) -> Tensor | None:
+        return self._get("_maskmem")
+
+    @maskmem_features.setter
+    def maskmem_features(self, value: Tensor | None) -> None:
+        self._maskmem = value
+        if self._pool is not None:
+            self._pool.touch(self)
+
+    @property
+    def has_memory(self) -> bool:
+        """Whether the memory encoder has run for this output (without loading it)."""
+        return self._maskmem is not None
+
+    def resident_bytes(self) -> int:
+        """Bytes of the large tensors currently in RAM."""
+        return sum(tensor_bytes(v) for v in (self._low_res, self._maskmem) if isinstance(v, Tensor))
+
+    def spill(self, pool: SpillPool) -> None:
+        """Move the large tensors to the pool's file."""
+        if isinstance(self._low_res, Tensor):
+            self._low_res = pool.write(self._low_res)
+        if isinstance(self._maskmem, Tensor):
+            self._maskmem = pool.write(self._maskmem)
+
+    @property
+    def is_spilled(self) -> bool:
+        return isinstance(self._low_res, SpilledTensor) or isinstance(self._maskmem, SpilledTensor)
 
 
 @dataclass(eq=False)
@@ -112,12 +187,30 @@ class VideoSession:
     storage_device: torch.device  # where masks and memories are kept (CPU with offloading)
     feature_cache_size: int = 4  # image features of this many recent frames are kept
     objects: dict[Hashable, ObjectTrack] = field(default_factory=dict)
+    pool: SpillPool | None = None  # RAM budget of stored masks/memories (None: unbounded)
+    live: bool = False  # a stream: frames arrive one by one, old outputs are dropped
     maskmem_pos: Tensor | None = None  # (1, mem_dim, S/16, S/16), the same for every memory
     _features: OrderedDict[int, ImageFeatures] = field(default_factory=OrderedDict, repr=False)
 
     @property
     def num_frames(self) -> int:
+        """Frames in the video (so far, for a live stream)."""
         return len(self.frames)
+
+    @property
+    def memory_horizon(self) -> int:
+        """The video length the memory bank assumes: its real length, or unbounded when live.
+
+        It caps pointer reads (`min(num_frames, max_obj_ptrs)`) and normalises their temporal
+        distances; a stream behaves like a video of more than 16 frames from its first frame.
+        """
+        return 1 << 30 if self.live else self.num_frames
+
+    def close(self) -> None:
+        """Release the spill file and cached features (the session is unusable afterwards)."""
+        if self.pool is not None:
+            self.pool.close()
+        self._features.clear()
 
     @property
     def video_height(self) -> int:

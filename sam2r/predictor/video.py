@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sam2r.io.frames import open_frames
+from sam2r.io.frames import FrameSource, LiveFrames, open_frames
 from sam2r.model.sam2 import NO_OBJ_SCORE, ImageFeatures, SAM2Model
 from sam2r.ops.masks import fill_holes_in_mask_scores
 from sam2r.predictor.memory import plan_memory
@@ -49,6 +49,7 @@ from sam2r.predictor.session import (
     PointPrompt,
     VideoSession,
 )
+from sam2r.predictor.spill import SpillPool
 
 
 class VideoPredictor:
@@ -109,6 +110,8 @@ class VideoPredictor:
         *,
         offload_video_to_cpu: bool = False,
         offload_state_to_cpu: bool = False,
+        state_budget_mb: float | None = 256,
+        spill_dir: str | None = None,
     ) -> VideoSession:
         """Open a video. Frames are decoded only when a step needs them.
 
@@ -119,17 +122,106 @@ class VideoPredictor:
                 the accelerator anyway.
             offload_state_to_cpu: keep the stored masks and memories in CPU memory (slower on
                 GPU, frees accelerator memory on long videos).
+            state_budget_mb: RAM for the stored masks and memories of all objects; the least
+                recently used beyond it go to a temporary file and come back when read (results
+                are unchanged). None: keep everything in memory.
+            spill_dir: where that temporary file goes (default: the system temp dir).
         """
         del offload_video_to_cpu  # frames are decoded on demand, on the CPU
         source = open_frames(video)
+        return self._new_session(source, offload_state_to_cpu, state_budget_mb, spill_dir)
+
+    def init_stream(
+        self,
+        *,
+        offload_state_to_cpu: bool = False,
+        keep_frames: int = 2,
+    ) -> VideoSession:
+        """Start a live session: frames are given one at a time with `track`.
+
+        The session keeps only what the model can still read (conditioning frames, the last
+        `num_maskmem - 1` tracked frames, pointers of the last `max_obj_ptrs_in_encoder`
+        frames), so it runs for hours in constant memory. Prompts go on the frame just
+        returned by `track` (`add_points(session, result.frame_idx, ...)`); the stream behaves
+        as a video longer than 16 frames from the start.
+
+        Args:
+            offload_state_to_cpu: keep the stored masks and memories in CPU memory.
+            keep_frames: how many recent frames stay readable for prompts.
+        """
+        session = self._new_session(LiveFrames(keep_frames), offload_state_to_cpu, None, None)
+        session.live = True
+        return session
+
+    def _new_session(
+        self,
+        source: FrameSource,
+        offload_state_to_cpu: bool,
+        state_budget_mb: float | None,
+        spill_dir: str | None,
+    ) -> VideoSession:
         storage = torch.device("cpu") if offload_state_to_cpu else self.device
+        pool = None
+        if state_budget_mb is not None:
+            if not isinstance(state_budget_mb, (int, float)) or state_budget_mb < 0:
+                raise ValueError(
+                    f"state_budget_mb must be a number >= 0 or None, got {state_budget_mb!r}"
+                )
+            pool = SpillPool(int(state_budget_mb * 2**20), spill_dir)
         return VideoSession(
             frames=source,
             image_size=self.model.image_size,
             device=self.device,
             storage_device=storage,
             feature_cache_size=self.feature_cache_size,
+            pool=pool,
         )
+
+    @torch.inference_mode()
+    def track(self, session: VideoSession, frame: Any) -> FrameResult:
+        """Add the next frame of a live session and track every prompted object on it.
+
+        Prompts added since the previous call (on the previous frame) are committed first.
+        Objects with no prompt yet are not tracked; a frame with no prompted object returns a
+        result without objects.
+
+        Args:
+            session: from `init_stream`.
+            frame: uint8 (H, W, 3) RGB array or PIL image, the same size as the first.
+
+        Returns:
+            the masks and object scores of every object on this frame.
+        """
+        if not isinstance(session, VideoSession) or not session.live:
+            raise ValueError(
+                "track() takes a live session from init_stream(); use propagate() for videos"
+            )
+        frames = session.frames
+        assert isinstance(frames, LiveFrames)
+        frame_idx = frames.append(frame)
+        if not session.objects:
+            return self._result(session, frame_idx, [])
+        self._commit_prompts(session)
+        result = next(iter(self._track_frames(session, [frame_idx], reverse=False)))
+        self._prune(session, frame_idx)
+        return result
+
+    def _prune(self, session: VideoSession, frame_idx: int) -> None:
+        """Drop what no later frame of a stream can read: tracked outputs out of the memory
+        window, old direction marks, and mask prompts of past frames."""
+        cfg = self.model.cfg
+        window = max(
+            cfg.max_obj_ptrs_in_encoder, cfg.num_maskmem * cfg.memory_temporal_stride_for_eval + 2
+        )
+        oldest = frame_idx - window
+        for track in session.objects.values():
+            for d in (track.non_cond_outputs, track.tracked):
+                for t in [t for t in d if t < oldest]:
+                    del d[t]
+            for t in [t for t in track.masks if t < frame_idx]:
+                del track.masks[t]
+            for t in [t for t in track.points if t < oldest and t not in track.cond_outputs]:
+                del track.points[t]  # clicks that corrected a frame out of the window
 
     def reset(self, session: VideoSession) -> None:
         """Remove every object, prompt and output (the video and its cached features stay)."""
@@ -400,7 +492,7 @@ class VideoPredictor:
                 pending = track.temp_outputs(is_cond)
                 target = track.cond_outputs if is_cond else track.non_cond_outputs
                 for frame_idx, state in pending.items():
-                    if state.maskmem_features is None:
+                    if not state.has_memory:
                         high_res = F.interpolate(
                             state.low_res_masks.to(self.device),
                             size=(session.image_size, session.image_size),
@@ -478,7 +570,7 @@ class VideoPredictor:
             obj_ptr=out.obj_ptr,
             object_score_logits=out.object_score_logits,
             maskmem_features=maskmem,
-        )
+        ).attach(session.pool)
 
     def _condition_on_memory(
         self,
@@ -495,7 +587,7 @@ class VideoPredictor:
             reverse,
             track.cond_outputs,
             track.non_cond_outputs,
-            session.num_frames,
+            session.memory_horizon,
             num_maskmem=cfg.num_maskmem,
             stride=cfg.memory_temporal_stride_for_eval,
             max_cond_frames=cfg.max_cond_frames_in_attn,
@@ -599,6 +691,8 @@ class VideoPredictor:
         n = session.num_frames
         if not 0 <= frame_idx < n:
             raise ValueError(f"frame_idx {frame_idx} is out of range: the video has {n} frames")
+        if session.live:
+            session.frames.frame(int(frame_idx))  # raises for frames the stream no longer holds
         return int(frame_idx)
 
     def _get_track(self, session: VideoSession, obj_id: Hashable) -> ObjectTrack:
