@@ -5,6 +5,7 @@ Public API:
     model = sam2r.build_model("sam2.1_hiera_t", checkpoint="sam2.1_hiera_tiny.pt")
     model = sam2r.from_pretrained("facebook/sam2.1-hiera-tiny")      # needs the `hub` extra
     predictor = sam2r.ImagePredictor(model)
+    video = sam2r.VideoPredictor(model)
 
 `sam2r.compat` offers the official `sam2` names and signatures.
 """
@@ -19,12 +20,17 @@ from sam2r.build import (
 from sam2r.config import VARIANTS, SAM2Config, get_config
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.image import ImagePrediction, ImagePredictor
+from sam2r.predictor.session import FrameResult, VideoSession
+from sam2r.predictor.video import VideoPredictor
 from sam2r.yaml_config import config_from_yaml
 
 __version__ = "0.1.0"
 
 __all__ = [
     "VARIANTS",
+    "FrameResult",
+    "VideoPredictor",
+    "VideoSession",
     "ImagePrediction",
     "ImagePredictor",
     "SAM2Config",

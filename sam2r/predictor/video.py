@@ -110,7 +110,7 @@ class VideoPredictor:
         *,
         offload_video_to_cpu: bool = False,
         offload_state_to_cpu: bool = False,
-        state_budget_mb: float | None = 256,
+        state_budget_mb: float | None = 128,
         spill_dir: str | None = None,
     ) -> VideoSession:
         """Open a video. Frames are decoded only when a step needs them.

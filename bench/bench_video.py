@@ -1,0 +1,169 @@
+"""Video benchmark: sam2r vs the official SAM 2 video predictor in the same run.
+
+1. Seconds per tracked frame for 1 and 3 objects (`sam2.1_hiera_t`, 1024 px, synthetic
+   weights, a folder of JPEG frames, prompts on frame 0; the first tracked frame is excluded).
+2. Peak RSS of a whole session (open the video, prompt, propagate everything) for a 100- and a
+   1,000-frame video. At 1024 px a 1,000-frame run takes hours on a 2-core CPU, so this part
+   uses the `micro` config (256 px); what grows with the video length is the same.
+
+Each measurement runs in its own process, the two implementations alternating. Hole filling is
+off on both sides (the official code skips it on the CPU anyway).
+
+    python bench/bench_video.py [--frames 4] [--rounds 1] [--reference PYTHON]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "parity"
+DEFAULT_REF = Path.home() / ".cache/sam2r-reference/venv/bin/python"
+REFERENCE_DIR = ROOT.parent / "shared" / "reference"
+
+PROMPTS = [  # (obj_id, points, labels) on frame 0 of the fixture clip (320x240)
+    (1, [[58, 84]], [1]),
+    (2, [[180, 60]], [1]),
+    (3, [[250, 180]], [1]),
+]
+
+WORKER = r"""
+import json, sys, time
+import torch
+side, cfg_json, video, n_obj, threads = sys.argv[1:6]
+torch.set_num_threads(int(threads))
+prompts = json.loads(sys.argv[6])[: int(n_obj)]
+if side == "sam2r":
+    from sam2r import config_from_yaml
+    from sam2r.predictor.video import VideoPredictor
+    from sam2r.model.sam2 import SAM2Model
+    from sam2r.testing import synth_state_dict
+    model = SAM2Model(config_from_yaml(cfg_json)).eval()
+    model.load_state_dict(synth_state_dict({k: tuple(v.shape) for k, v in model.state_dict().items()}))
+    pred = VideoPredictor(model, fill_hole_area=0)
+    t0 = time.perf_counter()
+    state = pred.init_session(video)
+    add = lambda o, p, l: pred.add_points(state, 0, o, points=p, labels=l)
+    prop = lambda: pred.propagate(state)
+else:
+    from reference import build
+    pred = build(cfg_json, kind="video", extra_overrides=["++model.fill_hole_area=0"])
+    t0 = time.perf_counter()
+    state = pred.init_state(video)
+    add = lambda o, p, l: pred.add_new_points_or_box(state, 0, o, points=p, labels=l)
+    prop = lambda: pred.propagate_in_video(state)
+init_s = time.perf_counter() - t0
+with torch.inference_mode():
+    for o, p, l in prompts:
+        add(o, p, l)
+    times, last = [], time.perf_counter()
+    for _ in prop():
+        now = time.perf_counter(); times.append(now - last); last = now
+peak = 0
+for line in open("/proc/self/status"):
+    if line.startswith("VmHWM"):
+        peak = int(line.split()[1]) / 1024
+print(json.dumps({"frame_s": times[2:], "init_s": init_s, "peak_rss_mb": peak}))
+"""
+
+
+def write_clip(folder: Path, n: int) -> None:
+    """n JPEG frames: the fixture clip played forward and backward."""
+    frames = [
+        Image.open(p).convert("RGB") for p in sorted((FIXTURES / "inputs/video").glob("*.jpg"))
+    ]
+    cycle = frames + frames[-2:0:-1]
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        cycle[i % len(cycle)].save(folder / f"{i:05d}.jpg", quality=95)
+
+
+def run(side: str, python: str, cfg: str, video: Path, n_obj: int, threads: int) -> dict:
+    env = dict(os.environ)
+    if side == "reference":
+        env["PYTHONPATH"] = str(REFERENCE_DIR)
+    cmd = [
+        python,
+        "-c",
+        WORKER,
+        side,
+        cfg,
+        str(video),
+        str(n_obj),
+        str(threads),
+        json.dumps(PROMPTS),
+    ]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"{side} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=5, help="frames tracked at 1024 px")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reference", default=str(DEFAULT_REF))
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "video.json"))
+    args = ap.parse_args()
+    sides = {"sam2r": sys.executable, "reference": args.reference}
+    tiny = str(FIXTURES / "configs" / "sam2.1_hiera_t.json")
+    micro = str(FIXTURES / "configs" / "micro.json")
+    res: dict = {"speed": {}, "rss": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        if not args.skip_speed:
+            clip = Path(tmp) / "short"
+            write_clip(clip, args.frames + 2)
+            for n_obj in (1, 3):
+                per = {s: [] for s in sides}
+                for r in range(args.rounds):
+                    for side in sides if r % 2 == 0 else list(sides)[::-1]:
+                        per[side] += run(side, sides[side], tiny, clip, n_obj, args.threads)[
+                            "frame_s"
+                        ]
+                        print(f"speed {n_obj} obj {side}: done", file=sys.stderr)
+                med = {s: statistics.median(v) for s, v in per.items()}
+                res["speed"][f"{n_obj}_obj"] = {
+                    "s_per_frame": med,
+                    "ratio": med["sam2r"] / med["reference"],
+                }
+        for n in (100, 1000):
+            clip = Path(tmp) / f"clip{n}"
+            write_clip(clip, n)
+            res["rss"][f"{n}_frames"] = {
+                s: run(s, py, micro, clip, 1, args.threads)["peak_rss_mb"]
+                for s, py in sides.items()
+            }
+            print(f"rss {n}: done", file=sys.stderr)
+    growth = {s: res["rss"]["1000_frames"][s] / res["rss"]["100_frames"][s] for s in sides}
+    res["rss"]["growth_1000_over_100"] = growth
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(res, indent=1))
+    for k, v in res["speed"].items():
+        m = v["s_per_frame"]
+        print(
+            f"{k}: sam2r {m['sam2r']:.2f} s/frame, official {m['reference']:.2f} s/frame, ratio {v['ratio']:.2f}"
+        )
+    for n in (100, 1000):
+        r = res["rss"][f"{n}_frames"]
+        print(
+            f"peak RSS {n} frames (micro): sam2r {r['sam2r']:.0f} MB, official {r['reference']:.0f} MB"
+        )
+    print(f"growth 1000/100: sam2r {growth['sam2r']:.2f}, official {growth['reference']:.2f}")
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
