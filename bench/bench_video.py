@@ -49,7 +49,8 @@ if side == "sam2r":
     from sam2r.model.sam2 import SAM2Model
     from sam2r.testing import synth_state_dict
     model = SAM2Model(config_from_yaml(cfg_json)).eval()
-    model.load_state_dict(synth_state_dict({k: tuple(v.shape) for k, v in model.state_dict().items()}))
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    model.load_state_dict(synth_state_dict(shapes))
     pred = VideoPredictor(model, fill_hole_area=0)
     t0 = time.perf_counter()
     state = pred.init_session(video)
@@ -154,12 +155,14 @@ def main() -> None:
     for k, v in res["speed"].items():
         m = v["s_per_frame"]
         print(
-            f"{k}: sam2r {m['sam2r']:.2f} s/frame, official {m['reference']:.2f} s/frame, ratio {v['ratio']:.2f}"
+            f"{k}: sam2r {m['sam2r']:.2f} s/frame, official {m['reference']:.2f} s/frame, "
+            f"ratio {v['ratio']:.2f}"
         )
     for n in (100, 1000):
         r = res["rss"][f"{n}_frames"]
         print(
-            f"peak RSS {n} frames (micro): sam2r {r['sam2r']:.0f} MB, official {r['reference']:.0f} MB"
+            f"peak RSS {n} frames (micro): sam2r {r['sam2r']:.0f} MB, "
+            f"official {r['reference']:.0f} MB"
         )
     print(f"growth 1000/100: sam2r {growth['sam2r']:.2f}, official {growth['reference']:.2f}")
 
