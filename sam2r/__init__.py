@@ -19,6 +19,7 @@ from sam2r.build import (
 )
 from sam2r.config import VARIANTS, SAM2Config, get_config
 from sam2r.model.sam2 import SAM2Model
+from sam2r.predictor.automatic import MaskGenerator, MaskRecord
 from sam2r.predictor.image import ImagePrediction, ImagePredictor
 from sam2r.predictor.session import FrameResult, VideoSession
 from sam2r.predictor.video import VideoPredictor
@@ -33,6 +34,8 @@ __all__ = [
     "VideoSession",
     "ImagePrediction",
     "ImagePredictor",
+    "MaskGenerator",
+    "MaskRecord",
     "SAM2Config",
     "SAM2Model",
     "build_model",

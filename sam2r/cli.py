@@ -1,11 +1,13 @@
 """The `sam2r` command line.
 
     sam2r image IMAGE --point X,Y [--point X,Y,0 ...] [--box X0,Y0,X1,Y1 ...] [--out DIR]
+    sam2r everything IMAGE [--points-per-side 32] [--pred-iou-thresh 0.8] [--out DIR]
 
-Writes, for each prompt set, the best mask as a PNG, an overlay PNG of all masks, and a JSON
-summary (scores, areas, boxes). The model is `--checkpoint PATH` (variant recognised from the
-file, or `--model NAME`), else `--model NAME` from the Hugging Face hub cache (downloaded when
-online; default `sam2.1-hiera-tiny`).
+`image` writes, for each prompt set, the best mask as a PNG, an overlay PNG of all masks, and a
+JSON summary (scores, areas, boxes). `everything` writes every mask found as an SA-1B-style
+JSON (`<stem>_masks.json`, COCO RLE segmentations) and an overlay PNG. The model is
+`--checkpoint PATH` (variant recognised from the file, or `--model NAME`), else `--model NAME`
+from the Hugging Face hub cache (downloaded when online; default `sam2.1-hiera-tiny`).
 """
 
 from __future__ import annotations
@@ -142,6 +144,52 @@ def cmd_image(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_everything(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from sam2r.io.masks import write_coco_json
+    from sam2r.ops.rle import decode
+    from sam2r.predictor.automatic import MaskGenerator
+
+    path = Path(args.image)
+    if not path.is_file():
+        raise CliError(f"{path}: no such image file")
+    try:
+        image = np.array(Image.open(path).convert("RGB"))
+    except OSError as e:
+        raise CliError(f"{path}: not a readable image ({e})") from None
+    model = load_model(args.model, args.checkpoint, args.device, args.config)
+    options = {
+        "points_per_side": args.points_per_side,
+        "points_per_batch": args.points_per_batch,
+        "pred_iou_thresh": args.pred_iou_thresh,
+        "stability_score_thresh": args.stability_score_thresh,
+        "box_nms_thresh": args.box_nms_thresh,
+        "crop_n_layers": args.crop_n_layers,
+        "min_mask_region_area": args.min_mask_region_area,
+        "use_m2m": args.use_m2m,
+    }
+    try:
+        generator = MaskGenerator(model, output_mode="coco_rle", **options)
+    except ValueError as e:
+        raise CliError(str(e).replace("_", "-")) from None
+    records = generator.generate(image)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = write_coco_json(
+        out / f"{path.stem}_masks.json", records, image.shape[:2], file_name=path.name
+    )
+    # largest first, so that small masks stay visible on top
+    order = sorted(range(len(records)), key=lambda i: -records[i]["area"])
+    masks = [decode(records[i]["segmentation"]).astype(bool) for i in order]
+    Image.fromarray(overlay(image, masks)).save(out / f"{path.stem}_overlay.png")
+    print(f"found {len(records)} mask(s); wrote {json_path} and an overlay to {out}/")
+    if not records:
+        print("no mask passed the filters: try lower --pred-iou-thresh / --stability-score-thresh")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sam2r", description="SAM 2 / SAM 2.1 segmentation")
     sub = p.add_subparsers(dest="command", required=True)
@@ -178,6 +226,39 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--out", default="sam2r_out", help="output directory")
     model_args(im)
     im.set_defaults(func=cmd_image)
+
+    ev = sub.add_parser(
+        "everything", help="segment everything in one image (automatic mask generation)"
+    )
+    ev.add_argument("image", help="image file (PNG, JPEG, ...)")
+    ev.add_argument("--points-per-side", type=int, default=32, help="grid of clicks (N x N)")
+    ev.add_argument("--points-per-batch", type=int, default=64, help="clicks run at once")
+    ev.add_argument(
+        "--pred-iou-thresh", type=float, default=0.8, help="keep masks above this predicted IoU"
+    )
+    ev.add_argument(
+        "--stability-score-thresh", type=float, default=0.95, help="keep masks this stable"
+    )
+    ev.add_argument(
+        "--box-nms-thresh", type=float, default=0.7, help="box IoU above which duplicates go"
+    )
+    ev.add_argument("--crop-n-layers", type=int, default=0, help="layers of zoomed-in crops")
+    ev.add_argument(
+        "--min-mask-region-area",
+        type=int,
+        default=0,
+        help="fill holes / remove specks up to this many low-res pixels",
+    )
+    ev.add_argument(
+        "--use-m2m", action="store_true", help="refine each mask once with itself as a prompt"
+    )
+    ev.add_argument("--out", default="sam2r_out", help="output directory")
+    model_args(ev)
+    ev.set_defaults(func=cmd_everything)
+
+    from sam2r.cli_video import add_video_parser  # the `video` subcommand
+
+    add_video_parser(sub, model_args)
     return p
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import os
+
+# Tests run many small ops on 2 shared cores: busy-waiting OpenMP threads slow them down by
+# an order of magnitude when anything else runs. Must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import json  # noqa: E402
 from pathlib import Path
 from typing import Any
 

@@ -7,10 +7,29 @@ A script written for the official package runs after changing its imports, e.g.
 becomes
     from sam2r.compat import build_sam2, SAM2ImagePredictor
 
+and `from sam2.build_sam import build_sam2_video_predictor` becomes
+`from sam2r.compat import build_sam2_video_predictor` (masks stay torch tensors there, as in the
+official video predictor).
+
 Return values are the official ones (numpy tuples). New code should use `sam2r.ImagePredictor`.
 """
 
-from sam2r.compat.build_sam import build_sam2, build_sam2_hf
+from sam2r.compat.automatic_mask_generator import SAM2AutomaticMaskGenerator
+from sam2r.compat.build_sam import (
+    build_sam2,
+    build_sam2_hf,
+    build_sam2_video_predictor,
+    build_sam2_video_predictor_hf,
+)
 from sam2r.compat.image_predictor import SAM2ImagePredictor
+from sam2r.compat.video_predictor import SAM2VideoPredictor
 
-__all__ = ["build_sam2", "build_sam2_hf", "SAM2ImagePredictor"]
+__all__ = [
+    "build_sam2",
+    "build_sam2_hf",
+    "SAM2AutomaticMaskGenerator",
+    "SAM2ImagePredictor",
+    "SAM2VideoPredictor",
+    "build_sam2_video_predictor",
+    "build_sam2_video_predictor_hf",
+]

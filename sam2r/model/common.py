@@ -129,5 +129,17 @@ class Attention(nn.Module):
         return self.out_proj(merge_heads(out))
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        """q: (B, Nq, C), k and v: (B, Nk, kv_in_dim) -> (B, Nq, C)."""
-        return self.attend(*self.project(q, k, v))
+        """q: (B, Nq, C), k and v: (B, Nk, kv_in_dim) -> (B, Nq, C).
+
+        One side may have batch 1 and be shared by the other side's B sets (many prompts on one
+        image): it is then projected once instead of B times, with the same numbers.
+        """
+        bq, bk = q.shape[0], k.shape[0]
+        if bk == 1 and bq > 1:
+            # every query attends to the same keys: one batch of B*Nq queries
+            out = self.attend(*self.project(q.reshape(1, -1, q.shape[-1]), k, v))
+            return out.reshape(bq, -1, out.shape[-1])
+        qh, kh, vh = self.project(q, k, v)
+        if bq == 1 and bk > 1:
+            qh = qh.expand(bk, -1, -1, -1)
+        return self.attend(qh, kh, vh)

@@ -8,6 +8,9 @@ Steps for one frame of a video (an image is a video of one frame with an empty m
     pix = model.condition_on_memory(feats, memory)                 # or model.no_memory(feats)
     out = model.decode_frame(pix, feats.high_res, points, labels, mask)    # or mask_as_output
     mem = model.encode_memory(feats, out.high_res_masks, out.object_score_logits, from_points)
+
+Images: `prompt_and_decode` (prompts -> masks). Many prompts on one image (everything mode):
+`prompt_tokens` (IoU predictions, no masks yet) then `masks_from_tokens` for the prompts kept.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from torch import Tensor, nn
 from sam2r.config import SAM2Config
 from sam2r.model.common import MLP
 from sam2r.model.hiera import Hiera
-from sam2r.model.mask_decoder import DecoderOutput, MaskDecoder
+from sam2r.model.mask_decoder import DecoderOutput, DecoderTokens, MaskDecoder
 from sam2r.model.memory_attention import MemoryAttention
 from sam2r.model.memory_encoder import MemoryEncoder, MemoryEncoderOutput
 from sam2r.model.neck import FpnNeck, ImageEncoder
@@ -154,6 +157,56 @@ class SAM2Model(nn.Module):
             repeat_image=repeat_image,
             high_res_features=high_res,
         )
+
+    def prompt_tokens(
+        self,
+        image_embed: Tensor,
+        point_coords: Tensor | None,
+        point_labels: Tensor | None,
+        mask_input: Tensor | None,
+        repeat_image: bool = False,
+        fold_projections: bool = False,
+    ) -> DecoderTokens:
+        """First half of `prompt_and_decode`: the transformer and the IoU / score heads, no
+        masks yet. Callers that filter on predicted IoU (the automatic mask generator) upsample
+        only the survivors with `masks_from_tokens`.
+
+        Args: as `prompt_and_decode`, plus
+            fold_projections: reorder the transformer's cross attentions for many prompt sets
+                (same math, float rounding differs at the 1e-6 level, about half the work).
+
+        Returns:
+            `DecoderTokens` of all 4 mask tokens: iou (N, 4), mask_tokens (N, 4, C),
+            object_score_logits (N, 1), image (N, C, h, w).
+        """
+        points = None if point_coords is None else (point_coords, point_labels)
+        sparse, dense = self.sam_prompt_encoder(points, mask_input)
+        return self.sam_mask_decoder.decode_tokens(
+            image_embed,
+            self.sam_prompt_encoder.get_dense_pe(),
+            sparse,
+            dense,
+            repeat_image,
+            fold_projections,
+        )
+
+    def masks_from_tokens(
+        self, tokens: DecoderTokens, high_res: tuple[Tensor, Tensor], multimask_output: bool
+    ) -> DecoderOutput:
+        """Second half of `prompt_and_decode`, for `prompt_tokens` output (or rows of it).
+
+        Args:
+            tokens: from `prompt_tokens`, possibly indexed to a subset of its N rows.
+            high_res: stride-4 / stride-8 features of the image (batch 1 or N).
+            multimask_output: 3 masks instead of 1 (then the dynamic fallback applies).
+
+        Returns:
+            the same `DecoderOutput` as `prompt_and_decode` for those rows.
+        """
+        dec = self.sam_mask_decoder
+        masks = dec.decode_masks(tokens.image, tokens.mask_tokens, high_res)
+        masks, iou, toks = dec.select_masks(masks, tokens.iou, tokens.mask_tokens, multimask_output)
+        return DecoderOutput(masks, iou, toks, tokens.object_score_logits)
 
     # ------------------------------------------------------------------------------------------
     # video steps

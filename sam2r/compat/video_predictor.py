@@ -1,0 +1,368 @@
+"""`SAM2VideoPredictor` with the official methods, arguments and return values.
+
+A script written for the official video predictor runs after changing its imports:
+
+    from sam2.build_sam import build_sam2_video_predictor
+becomes
+    from sam2r.compat import build_sam2_video_predictor
+
+    predictor = build_sam2_video_predictor("configs/sam2.1/sam2.1_hiera_t.yaml", checkpoint)
+    with torch.inference_mode():
+        state = predictor.init_state("frames/")
+        frame_idx, obj_ids, masks = predictor.add_new_points_or_box(
+            state, frame_idx=0, obj_id=1, points=[[210, 350]], labels=[1]
+        )
+        for frame_idx, obj_ids, masks in predictor.propagate_in_video(state):
+            ...                                   # masks: (num_obj, 1, H, W) float logits
+
+The work is done by `sam2r.predictor.video.VideoPredictor`; this class only maps names and
+return values. Masks are float32 logit tensors at video resolution on the model's device, as in
+the official code. `init_state` returns an `InferenceState`: the typed `VideoSession`
+(`state.session`) behind a read-only mapping of the official keys scripts read
+(`state["num_frames"]`, `["video_height"]`, `["video_width"]`, `["obj_ids"]`, ...).
+
+Differences from the official predictor, all on inputs where the official code misbehaves:
+* a video file is read with PyAV (any .mp4/.mov/.webm/.avi/.mkv, the `video` extra), not decord;
+  frames are decoded on demand rather than all at `init_state`;
+* an unknown `obj_id` in `clear_all_prompts_in_frame` raises `ValueError` (the official code
+  silently adds an empty object);
+* `fill_hole_area` is applied everywhere (the official code needs its CUDA extension for it);
+* see `sam2r.predictor.video` for the rest (bad frames and prompts raise `ValueError`, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Hashable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from sam2r.model.sam2 import SAM2Model
+from sam2r.predictor.session import VideoSession
+from sam2r.predictor.video import VideoPredictor
+
+# the official inference-state keys this view answers
+_STATE_KEYS = (
+    "num_frames",
+    "video_height",
+    "video_width",
+    "obj_ids",
+    "obj_id_to_idx",
+    "obj_idx_to_id",
+    "device",
+    "storage_device",
+    "offload_video_to_cpu",
+    "offload_state_to_cpu",
+)
+
+
+class InferenceState(Mapping[str, Any]):
+    """What `init_state` returns: a `VideoSession` readable like the official state dict.
+
+    Only the keys scripts read are answered (`_STATE_KEYS`); the session's typed state is
+    `state.session` (objects, prompts and outputs in `state.session.objects`).
+
+    Args:
+        session: the session from `VideoPredictor.init_session`.
+        offload_video_to_cpu: the flag given to `init_state` (reported back only).
+        offload_state_to_cpu: the flag given to `init_state` (reported back only).
+    """
+
+    def __init__(
+        self,
+        session: VideoSession,
+        offload_video_to_cpu: bool = False,
+        offload_state_to_cpu: bool = False,
+    ) -> None:
+        self.session = session
+        self._offload = (bool(offload_video_to_cpu), bool(offload_state_to_cpu))
+
+    def __getitem__(self, key: str) -> Any:
+        s = self.session
+        if key == "num_frames":
+            return s.num_frames
+        if key == "video_height":
+            return s.video_height
+        if key == "video_width":
+            return s.video_width
+        if key == "obj_ids":
+            return s.obj_ids
+        if key == "obj_id_to_idx":
+            return {obj_id: i for i, obj_id in enumerate(s.obj_ids)}
+        if key == "obj_idx_to_id":
+            return dict(enumerate(s.obj_ids))
+        if key == "device":
+            return s.device
+        if key == "storage_device":
+            return s.storage_device
+        if key == "offload_video_to_cpu":
+            return self._offload[0]
+        if key == "offload_state_to_cpu":
+            return self._offload[1]
+        raise KeyError(
+            f"{key!r}: this inference state answers only {list(_STATE_KEYS)}; the typed session "
+            "(objects, prompts, outputs) is `state.session`"
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_STATE_KEYS)
+
+    def __len__(self) -> int:
+        return len(_STATE_KEYS)
+
+    def __repr__(self) -> str:
+        s = self.session
+        return (
+            f"InferenceState(num_frames={s.num_frames}, video_hw=({s.video_height}, "
+            f"{s.video_width}), obj_ids={s.obj_ids})"
+        )
+
+
+def _session(inference_state: InferenceState | VideoSession) -> VideoSession:
+    if isinstance(inference_state, InferenceState):
+        return inference_state.session
+    if isinstance(inference_state, VideoSession):
+        return inference_state
+    raise TypeError(
+        f"inference_state must be what init_state() returned, got {type(inference_state).__name__}"
+    )
+
+
+def _open_video(video_path: Any) -> Any:
+    """A video file path -> a `VideoFileFrames`; anything else is left to `open_frames`."""
+    if isinstance(video_path, (str, os.PathLike)):
+        from sam2r.io.video_file import VIDEO_EXTENSIONS, VideoFileFrames
+
+        path = Path(video_path)
+        if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS:
+            return VideoFileFrames(path)
+    return video_path
+
+
+class SAM2VideoPredictor:
+    """The official video predictor API.
+
+    Args:
+        model: a model from `build_sam2_video_predictor` / `build_model` (a `sam2r.SAM2Model`).
+        fill_hole_area: fill holes of up to this many low-res pixels (None: the config's).
+        non_overlap_masks: one object per pixel in the returned masks (None: the config's).
+        feature_cache_size: image features of this many recent frames kept per session.
+    """
+
+    def __init__(
+        self,
+        model: SAM2Model,
+        fill_hole_area: int | None = None,
+        non_overlap_masks: bool | None = None,
+        feature_cache_size: int = 4,
+    ) -> None:
+        self.model = model
+        # the official predictor accepts clicks outside the frame; so does this one
+        self._predictor = VideoPredictor(
+            model,
+            fill_hole_area=fill_hole_area,
+            non_overlap_masks=non_overlap_masks,
+            feature_cache_size=feature_cache_size,
+            check_bounds=False,
+        )
+
+    @classmethod
+    def from_pretrained(cls, model_id: str, **kwargs: Any) -> SAM2VideoPredictor:
+        """Download `model_id` (e.g. "facebook/sam2.1-hiera-tiny") and build its predictor;
+        `kwargs` go to `build_sam2_video_predictor` (`device`, `hydra_overrides_extra`, ...)."""
+        from sam2r.compat.build_sam import build_sam2_video_predictor_hf
+
+        return build_sam2_video_predictor_hf(model_id, **kwargs)
+
+    # --- attributes the official predictor (an nn.Module) exposes -----------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def image_size(self) -> int:
+        return self.model.image_size
+
+    @property
+    def fill_hole_area(self) -> int:
+        return self._predictor.fill_hole_area
+
+    @fill_hole_area.setter
+    def fill_hole_area(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"fill_hole_area must be an int >= 0 (0 = off), got {value!r}")
+        self._predictor.fill_hole_area = value
+
+    @property
+    def non_overlap_masks(self) -> bool:
+        return self._predictor.non_overlap_masks
+
+    @non_overlap_masks.setter
+    def non_overlap_masks(self, value: bool) -> None:
+        self._predictor.non_overlap_masks = bool(value)
+
+    def __getattr__(self, name: str) -> Any:
+        # the other config flags scripts read: predictor.num_maskmem,
+        # predictor.add_all_frames_to_correct_as_cond, predictor.max_cond_frames_in_attn, ...
+        if not name.startswith("_") and "model" in self.__dict__:
+            cfg = self.__dict__["model"].cfg
+            if hasattr(cfg, name):
+                return getattr(cfg, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def to(self, device: str | torch.device) -> SAM2VideoPredictor:
+        """Move the model (sessions opened before stay where they were)."""
+        self.model.to(device)
+        return self
+
+    def eval(self) -> SAM2VideoPredictor:
+        self.model.eval()
+        return self
+
+    # --- session ------------------------------------------------------------------------------
+    def init_state(
+        self,
+        video_path: Any,
+        offload_video_to_cpu: bool = False,
+        offload_state_to_cpu: bool = False,
+        async_loading_frames: bool = False,
+    ) -> InferenceState:
+        """Open a video: a folder of JPEG frames, a video file, an array or list of frames.
+
+        `async_loading_frames` is accepted and has no effect: frames are always decoded on
+        demand. `offload_video_to_cpu` too: decoded frames never stay on the accelerator.
+        """
+        del async_loading_frames
+        session = self._predictor.init_session(
+            _open_video(video_path),
+            offload_video_to_cpu=offload_video_to_cpu,
+            offload_state_to_cpu=offload_state_to_cpu,
+        )
+        return InferenceState(session, offload_video_to_cpu, offload_state_to_cpu)
+
+    def reset_state(self, inference_state: InferenceState | VideoSession) -> None:
+        """Remove every object, prompt and output."""
+        self._predictor.reset(_session(inference_state))
+
+    # --- prompts ------------------------------------------------------------------------------
+    def add_new_points_or_box(
+        self,
+        inference_state: InferenceState | VideoSession,
+        frame_idx: int,
+        obj_id: Hashable,
+        points: Any = None,
+        labels: Any = None,
+        clear_old_points: bool = True,
+        normalize_coords: bool = True,
+        box: Any = None,
+    ) -> tuple[int, list[Hashable], Tensor]:
+        """Clicks (P, 2) with labels (P,) and / or a box (4,) for one object on one frame.
+
+        Returns:
+            (frame_idx, obj_ids, video_res_masks (num_obj, 1, H, W) float32 logits).
+        """
+        res = self._predictor.add_points(
+            _session(inference_state),
+            frame_idx,
+            obj_id,
+            points=points,
+            labels=labels,
+            clear_old_points=clear_old_points,
+            normalize_coords=normalize_coords,
+            box=box,
+        )
+        return res.frame_idx, list(res.obj_ids), res.masks
+
+    def add_new_points(self, *args: Any, **kwargs: Any) -> tuple[int, list[Hashable], Tensor]:
+        """Deprecated official name of `add_new_points_or_box`."""
+        return self.add_new_points_or_box(*args, **kwargs)
+
+    def add_new_mask(
+        self,
+        inference_state: InferenceState | VideoSession,
+        frame_idx: int,
+        obj_id: Hashable,
+        mask: Any,
+    ) -> tuple[int, list[Hashable], Tensor]:
+        """A (H, W) mask of one object on one frame (bool / 0-1 array or tensor).
+
+        Returns:
+            (frame_idx, obj_ids, video_res_masks (num_obj, 1, H, W) float32 logits).
+        """
+        res = self._predictor.add_mask(_session(inference_state), frame_idx, obj_id, mask)
+        return res.frame_idx, list(res.obj_ids), res.masks
+
+    def clear_all_prompts_in_frame(
+        self,
+        inference_state: InferenceState | VideoSession,
+        frame_idx: int,
+        obj_id: Hashable,
+        need_output: bool = True,
+    ) -> tuple[int, list[Hashable], Tensor] | None:
+        """Remove one object's prompts on a frame; the frame's masks, or None without output."""
+        res = self._predictor.clear_prompts_in_frame(
+            _session(inference_state), frame_idx, obj_id, need_output=need_output
+        )
+        if res is None:
+            return None
+        return res.frame_idx, list(res.obj_ids), res.masks
+
+    def remove_object(
+        self,
+        inference_state: InferenceState | VideoSession,
+        obj_id: Hashable,
+        strict: bool = False,
+        need_output: bool = True,
+    ) -> tuple[list[Hashable], list[tuple[int, Tensor]]]:
+        """Remove an object.
+
+        Returns:
+            (remaining obj_ids, [(frame_idx, video_res_masks (num_obj, 1, H, W)), ...] for the
+            frames the object had prompts on).
+
+        Raises:
+            RuntimeError: `strict` and the object does not exist (as the official code).
+        """
+        session = _session(inference_state)
+        if strict and obj_id not in session.objects:
+            raise RuntimeError(
+                f"Cannot remove object id {obj_id} as it doesn't exist. "
+                f"All existing object ids: {session.obj_ids}."
+            )
+        results = self._predictor.remove_object(session, obj_id, need_output=need_output)
+        return session.obj_ids, [(r.frame_idx, r.masks) for r in results]
+
+    # --- propagation --------------------------------------------------------------------------
+    def propagate_in_video_preflight(self, inference_state: InferenceState | VideoSession) -> None:
+        """Commit the prompts given so far (encode their memories), as propagation does first.
+
+        Raises:
+            RuntimeError: no object has prompts, or an object has none to start from.
+        """
+        # `propagate` commits the prompts before it returns its (here unused) iterator
+        self._predictor.propagate(_session(inference_state))
+
+    def propagate_in_video(
+        self,
+        inference_state: InferenceState | VideoSession,
+        start_frame_idx: int | None = None,
+        max_frame_num_to_track: int | None = None,
+        reverse: bool = False,
+    ) -> Iterator[tuple[int, list[Hashable], Tensor]]:
+        """Track every object through the video (a generator, as the official one: nothing runs
+        until the first item is requested).
+
+        Yields:
+            (frame_idx, obj_ids, video_res_masks (num_obj, 1, H, W) float32 logits) per frame.
+        """
+        results = self._predictor.propagate(
+            _session(inference_state),
+            start_frame_idx=start_frame_idx,
+            max_frame_num_to_track=max_frame_num_to_track,
+            reverse=reverse,
+        )
+        for res in results:
+            yield res.frame_idx, list(res.obj_ids), res.masks
