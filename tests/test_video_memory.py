@@ -175,3 +175,29 @@ def test_video_file_session(model: SAM2Model, tmp_path: Path) -> None:
     pred.add_points(s, 0, 1, points=[[58, 84]], labels=[1])
     got = [r.frame_idx for r in pred.propagate(s, start_frame_idx=3, max_frame_num_to_track=2)]
     assert got == [3, 4, 5]
+
+
+def test_live_iterator_and_tensor_inputs(model: SAM2Model) -> None:
+    pred = VideoPredictor(model, fill_hole_area=0)
+    clip = _clip(5)
+
+    def camera():  # a generator of unknown length
+        yield from clip
+
+    live = pred.init_stream()
+    results = []
+    for r in pred.track_iter(live, camera()):
+        results.append(r)
+        if r.frame_idx == 0:
+            pred.add_points(live, 0, 1, points=[[58, 84]], labels=[1])
+    assert [r.frame_idx for r in results] == [0, 1, 2, 3, 4]
+    assert results[-1].obj_ids == [1]
+
+    as_array = pred.init_session(clip)
+    nhwc = pred.init_session(torch.from_numpy(clip))
+    nchw = pred.init_session(torch.from_numpy(clip).permute(0, 3, 1, 2))
+    for s in (nhwc, nchw):
+        assert s.num_frames == 5 and s.frames.hw == (240, 320)
+        assert torch.equal(s.frames.model_input(2, 256), as_array.frames.model_input(2, 256))
+    with pytest.raises(ValueError, match="uint8"):
+        pred.init_session(torch.zeros(2, 8, 8, 3))

@@ -251,12 +251,25 @@ class LiveFrames(FrameSource):
         return self._recent[index]
 
 
+def _tensor_frames(video: torch.Tensor) -> np.ndarray:
+    """A uint8 video tensor (N, H, W, 3) or (N, 3, H, W) as a (N, H, W, 3) numpy array."""
+    if video.dtype != torch.uint8 or video.ndim != 4:
+        raise ValueError(
+            "a video tensor must be uint8 of shape (N, H, W, 3) or (N, 3, H, W), got dtype "
+            f"{video.dtype} and shape {tuple(video.shape)}"
+        )
+    if video.shape[-1] != 3 and video.shape[1] == 3:
+        video = video.permute(0, 2, 3, 1)
+    return np.ascontiguousarray(video.detach().cpu().numpy())
+
+
 def open_frames(video: Any) -> FrameSource:
     """The frame source for a video given as a folder path, an array, a list or a source.
 
     Args:
-        video: a `FrameSource`; a folder of frames (str or path); a uint8 array
-            (N, H, W, 3); or a list of uint8 (H, W, 3) arrays / PIL images.
+        video: a `FrameSource`; a folder of frames or a video file (str or path); a uint8
+            array (N, H, W, 3); a uint8 tensor (N, H, W, 3) or (N, 3, H, W); or a list of uint8
+            (H, W, 3) arrays / PIL images.
     """
     if isinstance(video, FrameSource):
         return video
@@ -274,6 +287,8 @@ def open_frames(video: Any) -> FrameSource:
                 )
             return VideoFileFrames(path)
         raise ValueError(f"no such folder or video file: {str(video)!r}")
+    if isinstance(video, torch.Tensor):
+        video = _tensor_frames(video)
     if isinstance(video, (np.ndarray, Sequence)) and not isinstance(video, bytes):
         return ArrayFrames(video)
     raise TypeError(

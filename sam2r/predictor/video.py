@@ -29,7 +29,7 @@ Where this differs from the official code (on inputs where that code fails):
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -205,6 +205,14 @@ class VideoPredictor:
         result = next(iter(self._track_frames(session, [frame_idx], reverse=False)))
         self._prune(session, frame_idx)
         return result
+
+    def track_iter(self, session: VideoSession, frames: Iterable[Any]) -> Iterator[FrameResult]:
+        """`track` every frame of an iterator of unknown length (a camera, a URL, a generator).
+
+        Prompts can be added between two results, on the frame just returned.
+        """
+        for frame in frames:
+            yield self.track(session, frame)
 
     def _prune(self, session: VideoSession, frame_idx: int) -> None:
         """Drop what no later frame of a stream can read: tracked outputs out of the memory
