@@ -448,6 +448,44 @@ def run_stream(args: argparse.Namespace, prompts: Prompts, source: str) -> int:
     return 0
 
 
+def run_everything(args: argparse.Namespace) -> int:
+    """Segment everything on frame 0 (and every N frames) and track it through a video."""
+    from sam2r.predictor.automatic import MaskGenerator
+    from sam2r.predictor.everything import track_everything
+
+    if args.point or args.box or args.mask is not None:
+        raise CliError("--everything finds the objects itself: drop --point / --box / --mask")
+    if args.stream is not None or args.reverse or args.start is not None:
+        raise CliError(
+            "--everything tracks a video from its first frame (no --stream/--reverse/--start)"
+        )
+    if args.everything_every < 0:
+        raise CliError(f"--everything-every must be >= 0, got {args.everything_every}")
+    source = open_video(Path(args.input))
+    predictor = make_predictor(args)
+    try:
+        generator = MaskGenerator(predictor.model, points_per_side=args.points_per_side)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    session = predictor.init_session(source)
+    n = len(source) if args.max_frames is None else min(len(source), args.max_frames)
+    fps = args.fps or getattr(source, "fps", None) or DEFAULT_FPS
+    out = Outputs(Path(args.out), str(args.input), predictor.model.cfg.name, fps, args.overlay)
+    results = track_everything(
+        predictor, generator, session, every=args.everything_every, max_objects=255
+    )
+    try:
+        with out:
+            for result in _progress(islice(results, n), n):
+                out.write(source.frame(result.frame_idx), result)
+    finally:
+        if hasattr(source, "close"):
+            source.close()
+    print(f"tracked {out.num_objects} object(s) over {len(out.frames)} frame(s)")
+    print(f"wrote {out.report()}")
+    return 0
+
+
 def cmd_video(args: argparse.Namespace) -> int:
     if args.input is None and args.stream is None:
         raise CliError("give INPUT (a folder of frames or a video file) or --stream SOURCE")
@@ -461,6 +499,8 @@ def cmd_video(args: argparse.Namespace) -> int:
         raise CliError(f"--fill-hole-area must be >= 0 (0 = off), got {args.fill_hole_area}")
     if args.mask_frame is not None and args.mask_frame < 0:
         raise CliError(f"--mask-frame must be >= 0, got {args.mask_frame}")
+    if args.everything:
+        return run_everything(args)
     prompts = parse_prompts(args)
     source = args.stream if args.stream is not None else args.input
     if args.stream is not None or _is_stream(str(source)):
@@ -523,6 +563,21 @@ def add_video_parser(
     )
     vp.add_argument(
         "--fps", type=float, help="frame rate of overlay.mp4 (default: the video's, else 24)"
+    )
+    vp.add_argument(
+        "--everything",
+        action="store_true",
+        help="no prompts: segment everything on frame 0 (automatic mask generator) and track it",
+    )
+    vp.add_argument(
+        "--everything-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --everything, also add objects that appear every N frames (0: frame 0 only)",
+    )
+    vp.add_argument(
+        "--points-per-side", type=int, default=32, help="with --everything: generator grid"
     )
     vp.add_argument("--out", default="sam2r_out", help="output directory")
     model_args(vp)

@@ -369,3 +369,14 @@ def test_bad_inputs_and_masks(
     assert "empty" in fails(str(VIDEO), "--mask", str(tmp_path / "empty.png"))
     assert "frame 0 only" in fails("--stream", "0", "--point", "2:1:5,5")
     assert "need a video" in fails("--stream", "0", "--point", "0:1:5,5", "--reverse")
+
+
+def test_everything_mode(ckpt: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # random weights: the default IoU/stability filters keep nothing, so no object is found
+    rc = _run(ckpt, tmp_path, str(VIDEO), "--everything", "--points-per-side", "4", "--no-overlay")
+    assert rc == 0
+    assert _written(tmp_path) == list(range(8))
+    assert "tracked 0 object(s) over 8 frame(s)" in capsys.readouterr().out
+    assert _run(ckpt, tmp_path, str(VIDEO), "--everything", "--point", "0:1:5,5") == 2
+    assert "drop --point" in capsys.readouterr().err
+    assert _run(ckpt, tmp_path, str(VIDEO), "--everything", "--everything-every", "-1") == 2
