@@ -26,6 +26,7 @@ from sam2r.ops.transforms import (
     transform_boxes,
     transform_coords,
 )
+from sam2r.predictor.prompts import as_tensor, check_inside, float_tensor
 
 
 @dataclass
@@ -342,8 +343,8 @@ class ImagePredictor:
         limit = (hw[1], hw[0]) if normalize else (1.0, 1.0)
         frame = f"the {hw[1]}x{hw[0]} image" if normalize else "[0, 1] (normalize_coords=False)"
         if point_coords is not None:
-            coords = _as_float_tensor("point_coords", point_coords)
-            labels = _as_tensor("point_labels", point_labels).to(torch.int64)
+            coords = float_tensor("point_coords", point_coords)
+            labels = as_tensor("point_labels", point_labels).to(torch.int64)
             if coords.ndim == 2:
                 coords, labels = coords[None], labels[None] if labels.ndim == 1 else labels
             if coords.ndim != 3 or coords.shape[-1] != 2:
@@ -361,9 +362,9 @@ class ImagePredictor:
                     f"point_labels must be 1 (foreground) or 0 (background), got {sorted(bad)}"
                 )
             if self.check_bounds:
-                _check_inside("point_coords", coords, limit, frame)
+                check_inside("point_coords", coords, limit, frame)
         if box is not None:
-            boxes = _as_float_tensor("box", box)
+            boxes = float_tensor("box", box)
             if boxes.ndim == 1:
                 boxes = boxes[None]
             if boxes.ndim != 2 or boxes.shape[-1] != 4:
@@ -376,7 +377,7 @@ class ImagePredictor:
                     f"box must be x0, y0, x1, y1 with x0 <= x1 and y0 <= y1, got {boxes.tolist()}"
                 )
             if self.check_bounds:
-                _check_inside("box", boxes.reshape(-1, 2, 2), limit, frame)
+                check_inside("box", boxes.reshape(-1, 2, 2), limit, frame)
             if coords is not None and coords.shape[0] != boxes.shape[0]:
                 if coords.shape[0] == 1:
                     coords = coords.expand(boxes.shape[0], -1, -1)
@@ -388,7 +389,7 @@ class ImagePredictor:
                         "per box, or one shared by all"
                     )
         if mask_input is not None:
-            masks = _as_float_tensor("mask_input", mask_input)
+            masks = float_tensor("mask_input", mask_input)
             side = self.model.image_size // 4
             if masks.ndim == 3:
                 masks = masks[None]
@@ -405,36 +406,3 @@ def _area(name: str, value: float) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
         raise ValueError(f"{name} must be a number >= 0 (0 = off), got {value!r}")
     return int(math.floor(value))
-
-
-def _as_tensor(name: str, value: Any) -> Tensor:
-    try:
-        return torch.as_tensor(np.asarray(value) if not isinstance(value, Tensor) else value)
-    except (TypeError, ValueError) as e:
-        raise TypeError(
-            f"{name} must be an array of numbers, got {type(value).__name__}: {e}"
-        ) from None
-
-
-def _as_float_tensor(name: str, value: Any) -> Tensor:
-    t = _as_tensor(name, value)
-    if not (
-        t.is_floating_point()
-        or t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
-    ):
-        raise TypeError(f"{name} must hold numbers, got dtype {t.dtype}")
-    t = t.to(torch.float32)
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return t
-
-
-def _check_inside(name: str, coords: Tensor, limit: tuple[float, float], frame: str) -> None:
-    x, y = coords[..., 0], coords[..., 1]
-    outside = (x < 0) | (y < 0) | (x > limit[0]) | (y > limit[1])
-    if bool(outside.any()):
-        first = coords[outside][0].tolist()
-        raise ValueError(
-            f"{name} has a point {first} outside {frame}; coordinates are x, y in pixels "
-            "(pass normalize_coords=False for coordinates in [0, 1])"
-        )

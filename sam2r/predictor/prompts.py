@@ -64,8 +64,8 @@ def point_prompt(
     coords = torch.zeros(1, 0, 2)
     labs = torch.zeros(1, 0, dtype=torch.int32)
     if points is not None:
-        coords = _float_tensor("points", points)
-        labs = _as_tensor("labels", labels)
+        coords = float_tensor("points", points)
+        labs = as_tensor("labels", labels)
         if coords.ndim == 2:
             coords = coords[None]
         if labs.ndim == 1:
@@ -86,13 +86,13 @@ def point_prompt(
         if bad:
             raise ValueError(f"labels must be 1 (positive) or 0 (negative), got {sorted(bad)}")
         if check_bounds:
-            _check_inside("points", coords, limit, where)
+            check_inside("points", coords, limit, where)
     if box is not None:
         if not clear_old_points:
             raise ValueError(
                 "a box must be the first prompt of a frame: pass clear_old_points=True with it"
             )
-        b = _float_tensor("box", box)
+        b = float_tensor("box", box)
         if b.numel() != 4:
             raise ValueError(f"box must be 4 numbers x0, y0, x1, y1, got shape {tuple(b.shape)}")
         b = b.reshape(1, 2, 2)
@@ -101,7 +101,7 @@ def point_prompt(
                 f"box must be x0, y0, x1, y1 with x0 <= x1, y0 <= y1: {b.flatten().tolist()}"
             )
         if check_bounds:
-            _check_inside("box", b, limit, where)
+            check_inside("box", b, limit, where)
         coords = torch.cat([b, coords], dim=1)
         labs = torch.cat([torch.tensor([[2, 3]], dtype=torch.int32), labs], dim=1)
     if normalize_coords:
@@ -161,7 +161,8 @@ def check_obj_id(obj_id: Any) -> Hashable:
     return obj_id
 
 
-def _as_tensor(name: str, value: Any) -> Tensor:
+def as_tensor(name: str, value: Any) -> Tensor:
+    """`value` as a tensor; TypeError naming `name` when it is not an array of numbers."""
     try:
         return torch.as_tensor(value if isinstance(value, Tensor) else np.asarray(value))
     except (TypeError, ValueError) as e:
@@ -170,8 +171,9 @@ def _as_tensor(name: str, value: Any) -> Tensor:
         ) from None
 
 
-def _float_tensor(name: str, value: Any) -> Tensor:
-    t = _as_tensor(name, value)
+def float_tensor(name: str, value: Any) -> Tensor:
+    """A finite float32 CPU tensor of numbers; TypeError / ValueError naming `name`."""
+    t = as_tensor(name, value)
     if t.dtype == torch.bool or not (t.is_floating_point() or t.dtype in _INT_DTYPES):
         raise TypeError(f"{name} must hold numbers, got dtype {t.dtype}")
     t = t.to(torch.float32).cpu()
@@ -180,7 +182,8 @@ def _float_tensor(name: str, value: Any) -> Tensor:
     return t
 
 
-def _check_inside(name: str, coords: Tensor, limit: tuple[float, float], where: str) -> None:
+def check_inside(name: str, coords: Tensor, limit: tuple[float, float], where: str) -> None:
+    """ValueError when a point of coords (..., 2) lies outside [0, limit[0]] x [0, limit[1]]."""
     x, y = coords[..., 0], coords[..., 1]
     outside = (x < 0) | (y < 0) | (x > limit[0]) | (y > limit[1])
     if bool(outside.any()):
