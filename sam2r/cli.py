@@ -86,18 +86,26 @@ def overlay(image: np.ndarray, masks: list[np.ndarray], alpha: float = 0.5) -> n
     return out.round().clip(0, 255).astype(np.uint8)
 
 
+def read_image(path: Path) -> np.ndarray:
+    """An image file as uint8 (H, W, 3) RGB; CliError when missing or unreadable."""
+    from PIL import Image
+
+    if not path.is_file():
+        raise CliError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as im:
+            return np.array(im.convert("RGB"))
+    except OSError as e:
+        raise CliError(f"{path}: not a readable image ({e})") from None
+
+
 def cmd_image(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from sam2r.predictor.image import ImagePredictor
 
     path = Path(args.image)
-    if not path.is_file():
-        raise CliError(f"{path}: no such image file")
-    try:
-        image = np.array(Image.open(path).convert("RGB"))
-    except OSError as e:
-        raise CliError(f"{path}: not a readable image ({e})") from None
+    image = read_image(path)
     points = [_numbers(p, (2, 3), "--point") for p in args.point]
     boxes = [_numbers(b, (4,), "--box") for b in args.box]
     if not points and not boxes:
@@ -152,12 +160,7 @@ def cmd_everything(args: argparse.Namespace) -> int:
     from sam2r.predictor.automatic import MaskGenerator
 
     path = Path(args.image)
-    if not path.is_file():
-        raise CliError(f"{path}: no such image file")
-    try:
-        image = np.array(Image.open(path).convert("RGB"))
-    except OSError as e:
-        raise CliError(f"{path}: not a readable image ({e})") from None
+    image = read_image(path)
     model = load_model(args.model, args.checkpoint, args.device, args.config)
     options = {
         "points_per_side": args.points_per_side,

@@ -18,18 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from sam2r.ops.transforms import to_rgb_array
 from sam2r.predictor.automatic import MaskGenerator
 from sam2r.predictor.session import FrameResult, VideoSession
 from sam2r.predictor.video import VideoPredictor
 
 
-def _as_rgb(frame: Any) -> np.ndarray:
-    return np.array(frame.convert("RGB")) if hasattr(frame, "convert") else np.array(frame)
-
-
 def _proposals(generator: MaskGenerator, frame: Any) -> list[np.ndarray]:
     """Binary (H, W) masks of the generator on one frame, largest first."""
-    records = generator.generate(_as_rgb(frame))
+    records = generator.generate(to_rgb_array(frame))
     masks = [np.asarray(r["segmentation"], dtype=bool) for r in records]
     return sorted((m for m in masks if m.any()), key=lambda m: -int(m.sum()))
 
