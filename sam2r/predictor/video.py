@@ -288,25 +288,12 @@ class VideoPredictor:
         track.points[frame_idx] = prompt
         track.masks.pop(frame_idx, None)
 
-        is_init, reverse = _interaction_mode(track, frame_idx)
-        is_cond = is_init or self.model.cfg.add_all_frames_to_correct_as_cond
         # refine the frame's previous mask of this object with the new clicks
-        prev = track.latest_output(frame_idx, is_cond)
+        prev = track.latest_output(frame_idx, self._prompt_is_cond(track, frame_idx))
         prev_logits = None
         if prev is not None:
             prev_logits = torch.clamp(prev.low_res_masks.to(self.device), -32.0, 32.0)
-        state = self._run_frame(
-            session,
-            track,
-            frame_idx,
-            is_init=is_init,
-            reverse=reverse,
-            points=prompt,
-            prev_logits=prev_logits,
-            encode_memory=False,
-        )
-        track.temp_outputs(is_cond)[frame_idx] = state
-        return self._consolidated(session, frame_idx, is_cond)
+        return self._run_prompt(session, track, frame_idx, points=prompt, prev_logits=prev_logits)
 
     @torch.inference_mode()
     def add_mask(
@@ -333,17 +320,24 @@ class VideoPredictor:
         track.masks[frame_idx] = mask_input
         track.points.pop(frame_idx, None)
 
+        return self._run_prompt(session, track, frame_idx, mask=mask_input)
+
+    def _prompt_is_cond(self, track: ObjectTrack, frame_idx: int) -> bool:
+        """Whether a prompt on this frame makes it a conditioning frame of the object."""
+        is_init, _ = _interaction_mode(track, frame_idx)
+        return is_init or self.model.cfg.add_all_frames_to_correct_as_cond
+
+    def _run_prompt(
+        self, session: VideoSession, track: ObjectTrack, frame_idx: int, **prompt: Any
+    ) -> FrameResult:
+        """Segment a prompted frame of one object, keep the output pending until the next
+        propagation, and return the frame's masks of all objects."""
         is_init, reverse = _interaction_mode(track, frame_idx)
-        is_cond = is_init or self.model.cfg.add_all_frames_to_correct_as_cond
+        is_cond = self._prompt_is_cond(track, frame_idx)
         state = self._run_frame(
-            session,
-            track,
-            frame_idx,
-            is_init=is_init,
-            reverse=reverse,
-            mask=mask_input,
-            encode_memory=False,
-        )
+            session, track, frame_idx, is_init=is_init, reverse=reverse, encode_memory=False,
+            **prompt,
+        )  # fmt: skip
         track.temp_outputs(is_cond)[frame_idx] = state
         return self._consolidated(session, frame_idx, is_cond)
 
