@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import json  # noqa: E402
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,27 @@ def state_dict_shapes(cfg: str) -> dict[str, tuple[int, ...]]:
     """key -> shape of the official state dict of a fixture config (`micro`, ...)."""
     tensors = load_json(f"{cfg}/state_dict_shapes.json")["tensors"]
     return {k: tuple(v["shape"]) for k, v in tensors.items()}
+
+
+def synthetic_model(cfg_name: str, overrides: Sequence[str] = ()) -> Any:
+    """A fixture config's `SAM2Model` with the synthetic weights (seed 0), in eval mode.
+
+    `overrides` are official `++model.x=value` strings (e.g. a session's extra overrides).
+    """
+    from sam2r import SAM2Model, config_from_yaml
+    from sam2r.testing import synth_state_dict
+
+    cfg = config_from_yaml(FIXTURES / "configs" / f"{cfg_name}.json", overrides)
+    model = SAM2Model(cfg).eval()
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    model.load_state_dict(synth_state_dict(shapes, seed=0), strict=True)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model() -> Any:
+    """The `micro` model with the synthetic weights (one per test module)."""
+    return synthetic_model("micro")
 
 
 def micro_shapes() -> dict[str, tuple[int, ...]]:

@@ -23,11 +23,10 @@ import torch
 from conftest import FIXTURES, load_json
 from PIL import Image
 
-from sam2r import SAM2Model, config_from_yaml
+from sam2r import SAM2Model
 from sam2r.compat import SAM2AutomaticMaskGenerator
 from sam2r.ops import rle
 from sam2r.predictor.automatic import MaskGenerator
-from sam2r.testing import synth_state_dict
 
 EXTRA = Path(__file__).parent / "fixtures" / "amg_extra"
 
@@ -41,14 +40,6 @@ def _cases() -> list[tuple[str, dict[str, Any], str]]:
 
 
 CASES = _cases()
-
-
-@pytest.fixture(scope="module")
-def model() -> SAM2Model:
-    m = SAM2Model(config_from_yaml(FIXTURES / "configs" / "micro.json")).eval()
-    shapes = {k: tuple(v.shape) for k, v in m.state_dict().items()}
-    m.load_state_dict(synth_state_dict(shapes, seed=0), strict=True)
-    return m
 
 
 @pytest.fixture(scope="module")

@@ -9,25 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES
 from PIL import Image
 
-from sam2r import SAM2Model, config_from_yaml
+from sam2r import SAM2Model
 from sam2r.compat import SAM2AutomaticMaskGenerator
 from sam2r.ops import rle
 from sam2r.predictor.automatic import MaskGenerator, MaskRecord
-from sam2r.testing import synth_state_dict
 
 IMAGE = Path(__file__).parent / "fixtures" / "amg_extra" / "image_small.png"
 SMALL = dict(points_per_side=4, pred_iou_thresh=0.3, stability_score_thresh=0.3, box_nms_thresh=1.0)
-
-
-@pytest.fixture(scope="module")
-def model() -> SAM2Model:
-    m = SAM2Model(config_from_yaml(FIXTURES / "configs" / "micro.json")).eval()
-    shapes = {k: tuple(v.shape) for k, v in m.state_dict().items()}
-    m.load_state_dict(synth_state_dict(shapes, seed=0), strict=True)
-    return m
 
 
 @pytest.fixture(scope="module")

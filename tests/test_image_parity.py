@@ -14,13 +14,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES, load_json
+from conftest import FIXTURES, load_json, synthetic_model
 from PIL import Image
 
-from sam2r import ImagePredictor, SAM2Model, config_from_yaml
+from sam2r import ImagePredictor
 from sam2r.model.mask_decoder import stability_scores
 from sam2r.ops.transforms import preprocess_image
-from sam2r.testing import synth_state_dict
 
 LOWRES_ATOL = 5e-4
 IOU_ATOL = 1e-5
@@ -37,14 +36,6 @@ def _f16_close(ours: np.ndarray, ref: np.ndarray) -> None:
     assert err.max() <= 0, f"f16-stored array differs by {np.abs(ours - ref).max()}"
 
 
-def build_synthetic(cfg_name: str) -> SAM2Model:
-    cfg = config_from_yaml(FIXTURES / "configs" / f"{cfg_name}.json")
-    model = SAM2Model(cfg).eval()
-    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    model.load_state_dict(synth_state_dict(shapes, seed=0), strict=True)
-    return model
-
-
 @pytest.fixture(scope="module", params=["micro", "sam2.1_hiera_t", "sam2_hiera_t"])
 def case(request: pytest.FixtureRequest) -> tuple[ImagePredictor, dict, dict]:
     name = request.param
@@ -54,7 +45,7 @@ def case(request: pytest.FixtureRequest) -> tuple[ImagePredictor, dict, dict]:
     index = load_json(f"{fixture_name}/image_index.json")
     npz = dict(np.load(FIXTURES / fixture_name / "image.npz"))
     torch.manual_seed(0)
-    return ImagePredictor(build_synthetic(name), check_bounds=False), index, npz
+    return ImagePredictor(synthetic_model(name), check_bounds=False), index, npz
 
 
 def test_image_steps_match_official(case: tuple[ImagePredictor, dict, dict]) -> None:

@@ -9,16 +9,7 @@ import torch
 from conftest import FIXTURES
 from PIL import Image
 
-from sam2r import ImagePredictor, SAM2Model, config_from_yaml
-from sam2r.testing import synth_state_dict
-
-
-@pytest.fixture(scope="module")
-def model() -> SAM2Model:
-    m = SAM2Model(config_from_yaml(FIXTURES / "configs" / "micro.json")).eval()
-    shapes = {k: tuple(v.shape) for k, v in m.state_dict().items()}
-    m.load_state_dict(synth_state_dict(shapes, seed=0))
-    return m
+from sam2r import ImagePredictor, SAM2Model
 
 
 @pytest.fixture(scope="module")

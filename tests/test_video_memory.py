@@ -14,19 +14,10 @@ import torch
 from conftest import FIXTURES
 from PIL import Image
 
-from sam2r import SAM2Model, config_from_yaml
+from sam2r import SAM2Model
 from sam2r.predictor.video import VideoPredictor
-from sam2r.testing import synth_state_dict
 
 VIDEO = FIXTURES / "inputs" / "video"
-
-
-@pytest.fixture(scope="module")
-def model() -> SAM2Model:
-    m = SAM2Model(config_from_yaml(FIXTURES / "configs" / "micro.json")).eval()
-    shapes = {k: tuple(v.shape) for k, v in m.state_dict().items()}
-    m.load_state_dict(synth_state_dict(shapes, seed=0), strict=True)
-    return m
 
 
 def _frames() -> list[np.ndarray]:

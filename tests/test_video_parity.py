@@ -24,7 +24,6 @@ the predictor is built with `fill_hole_area=0`. The 1024-px configs are slow on 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,13 +31,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-import yaml
-from conftest import FIXTURES, load_json
+from conftest import FIXTURES, load_json, synthetic_model
 
-from sam2r import SAM2Model, config_from_yaml
+from sam2r import SAM2Model
 from sam2r.predictor.session import FrameResult, FrameState, VideoSession
 from sam2r.predictor.video import VideoPredictor
-from sam2r.testing import synth_state_dict
 
 MASK_MEAN_TOL = 5e-3
 MASK_MAX_TOL = 0.1
@@ -51,18 +48,7 @@ MEM_MEAN_TOL = 2e-3
 
 def build_model(cfg_name: str, overrides: list[str]) -> SAM2Model:
     """The config's model with the synthetic weights; `++model.x=v` overrides applied."""
-    cfg = config_from_yaml(FIXTURES / "configs" / f"{cfg_name}.json")
-    changes = {}
-    for ov in overrides:
-        key, value = ov.removeprefix("++").split("=", 1)
-        if not key.startswith("model.") or "." in key[len("model.") :]:
-            raise NotImplementedError(f"override {ov!r} is not a top-level model flag")
-        changes[key[len("model.") :]] = yaml.safe_load(value)
-    cfg = dataclasses.replace(cfg, **changes)
-    model = SAM2Model(cfg).eval()
-    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    model.load_state_dict(synth_state_dict(shapes, seed=0), strict=True)
-    return model
+    return synthetic_model(cfg_name, overrides)
 
 
 @dataclass

@@ -15,25 +15,15 @@ import torch
 from conftest import FIXTURES
 from PIL import Image
 
-from sam2r import SAM2Model, config_from_yaml
+from sam2r import SAM2Model
 from sam2r.io.frames import ArrayFrames, FolderFrames, open_frames, preprocess_frame
 from sam2r.ops.masks import fill_holes_in_mask_scores
 from sam2r.predictor.memory import plan_memory, previous_memory_frame, select_cond_frames
 from sam2r.predictor.session import FrameState
 from sam2r.predictor.video import VideoPredictor, non_overlapping
-from sam2r.testing import synth_state_dict
 
 VIDEO = FIXTURES / "inputs" / "video"
 H, W = 240, 320
-
-
-@pytest.fixture(scope="module")
-def model() -> SAM2Model:
-    cfg = config_from_yaml(FIXTURES / "configs" / "micro.json")
-    m = SAM2Model(cfg).eval()
-    shapes = {k: tuple(v.shape) for k, v in m.state_dict().items()}
-    m.load_state_dict(synth_state_dict(shapes, seed=0), strict=True)
-    return m
 
 
 @pytest.fixture
