@@ -21,19 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from _common import DEFAULT_REF, FIXTURES, ROOT, run_worker  # a sibling file
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "tests" / "fixtures" / "parity"
-DEFAULT_REF = Path.home() / ".cache/sam2r-reference/venv/bin/python"
-REFERENCE_DIR = ROOT.parent / "shared" / "reference"
 SETTINGS = {
     "default": {},
     "permissive": {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0},
@@ -84,25 +79,11 @@ print(json.dumps({"seconds": elapsed, "records": len(records), "peak_rss_mb": rs
 
 
 def run_side(side: str, python: str, ckpt: str, params: dict, out: Path, threads: int) -> dict:
-    env = dict(os.environ)
-    if side == "reference":
-        env["PYTHONPATH"] = str(REFERENCE_DIR)
-    cmd = [
-        python,
-        "-c",
-        WORKER,
-        side,
-        str(FIXTURES / "configs" / "sam2.1_hiera_t.json"),
-        str(FIXTURES / "inputs" / "image_main.png"),
-        ckpt,
-        str(threads),
-        json.dumps(params),
-        str(out),
-    ]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        raise SystemExit(f"{side} failed:\n{res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    config = str(FIXTURES / "configs" / "sam2.1_hiera_t.json")
+    image = str(FIXTURES / "inputs" / "image_main.png")
+    return run_worker(
+        side, python, WORKER, [config, image, ckpt, str(threads), json.dumps(params), str(out)]
+    )
 
 
 def compare(ours: Path, ref: Path) -> dict:

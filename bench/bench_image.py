@@ -16,17 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "tests" / "fixtures" / "parity"
-DEFAULT_REF = Path.home() / ".cache/sam2r-reference/venv/bin/python"
-REFERENCE_DIR = ROOT.parent / "shared" / "reference"
+from _common import DEFAULT_REF, FIXTURES, ROOT, run_worker  # a sibling file
 
 # One worker script for both sides: SIDE picks the implementation.
 WORKER = r"""
@@ -68,25 +63,10 @@ print(json.dumps({"set_image": t_set, "predict": t_pred, "peak_rss_mb": rss("VmH
 
 
 def run_side(side: str, python: str, ckpt: str, args: argparse.Namespace) -> dict:
-    env = dict(os.environ)
-    if side == "reference":
-        env["PYTHONPATH"] = str(REFERENCE_DIR)
-    cmd = [
-        python,
-        "-c",
-        WORKER,
-        side,
-        str(FIXTURES / "configs" / "sam2.1_hiera_t.json"),
-        str(FIXTURES / "inputs" / "image_main.png"),
-        ckpt,
-        str(args.n_set),
-        str(args.n_pred),
-        str(args.threads),
-    ]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise SystemExit(f"{side} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    config = str(FIXTURES / "configs" / "sam2.1_hiera_t.json")
+    image = str(FIXTURES / "inputs" / "image_main.png")
+    counts = [str(args.n_set), str(args.n_pred), str(args.threads)]
+    return run_worker(side, python, WORKER, [config, image, ckpt, *counts])
 
 
 def main() -> None:

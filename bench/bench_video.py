@@ -16,20 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from _common import DEFAULT_REF, FIXTURES, ROOT, run_worker  # a sibling file
 from PIL import Image
-
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "tests" / "fixtures" / "parity"
-DEFAULT_REF = Path.home() / ".cache/sam2r-reference/venv/bin/python"
-REFERENCE_DIR = ROOT.parent / "shared" / "reference"
 
 PROMPTS = [  # (obj_id, points, labels) on frame 0 of the fixture clip (320x240)
     (1, [[58, 84]], [1]),
@@ -90,24 +84,8 @@ def write_clip(folder: Path, n: int) -> None:
 
 
 def run(side: str, python: str, cfg: str, video: Path, n_obj: int, threads: int) -> dict:
-    env = dict(os.environ)
-    if side == "reference":
-        env["PYTHONPATH"] = str(REFERENCE_DIR)
-    cmd = [
-        python,
-        "-c",
-        WORKER,
-        side,
-        cfg,
-        str(video),
-        str(n_obj),
-        str(threads),
-        json.dumps(PROMPTS),
-    ]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise SystemExit(f"{side} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    args = [cfg, str(video), str(n_obj), str(threads), json.dumps(PROMPTS)]
+    return run_worker(side, python, WORKER, args)
 
 
 def main() -> None:
