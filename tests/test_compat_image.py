@@ -4,6 +4,7 @@ values, and a script written for the official package running with only its impo
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from conftest import FIXTURES, load_json
 from PIL import Image
 
 from sam2r import build_model, config_from_yaml
-from sam2r.compat import SAM2ImagePredictor, build_sam2
+from sam2r.compat import SAM2ImagePredictor, build_sam2, build_sam2_hf
 from sam2r.testing import synthetic_checkpoint
 
 MICRO = str(FIXTURES / "configs" / "micro.json")
@@ -103,3 +104,33 @@ def test_predict_before_set_image_is_an_error(micro_ckpt: str) -> None:
     with pytest.raises(RuntimeError, match="set_image"):
         predictor.predict(point_coords=np.array([[1, 1]]), point_labels=np.array([1]))
     assert Path(MICRO).exists()
+
+
+def test_no_postprocessing_keeps_what_the_yaml_says(micro_ckpt: str, tmp_path: Path) -> None:
+    # the official builder adds nothing without post-processing: the YAML's own setting stays
+    doc = load_json("configs/micro.json")
+    doc["model"]["sam_mask_decoder_extra_args"] = {"dynamic_multimask_via_stability": True}
+    path = tmp_path / "micro_dynamic.yaml"
+    path.write_text(json.dumps(doc))
+    model = build_sam2(str(path), micro_ckpt, device="cpu", apply_postprocessing=False)
+    assert model.sam_mask_decoder.dynamic_multimask_via_stability
+
+
+def test_build_sam2_hf_passes_options_to_build_sam2(
+    micro_ckpt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sam2r.build
+    import sam2r.compat.build_sam as build_sam
+
+    calls = []
+    monkeypatch.setattr(
+        sam2r.build, "download_checkpoint", lambda name: calls.append(name) or "x.pt"
+    )
+    monkeypatch.setattr(build_sam, "_build", lambda *a: a)
+    cfg, ckpt, device, mode, overrides = build_sam2_hf(
+        "facebook/sam2.1-hiera-tiny",
+        device="cpu",
+        hydra_overrides_extra=["++model.fill_hole_area=0"],
+    )
+    assert calls == ["facebook/sam2.1-hiera-tiny"] and (cfg, ckpt) == ("sam2.1_hiera_t", "x.pt")
+    assert device == "cpu" and mode == "eval" and overrides[-1] == "++model.fill_hole_area=0"

@@ -20,7 +20,7 @@ import yaml
 
 from sam2r.build import build_model, load_checkpoint
 from sam2r.compat.video_predictor import SAM2VideoPredictor
-from sam2r.config import HF_MODELS, resolve_name
+from sam2r.config import resolve_name
 from sam2r.model.sam2 import SAM2Model
 from sam2r.yaml_config import config_from_name_or_path
 
@@ -30,7 +30,6 @@ _POSTPROCESSING = (
     "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
     "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
 )
-_NO_POSTPROCESSING = ("++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=false",)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -80,21 +79,18 @@ def build_sam2(
         hydra_overrides_extra: official `++model.key=value` override strings.
         apply_postprocessing: enable the dynamic multimask fallback (official default).
     """
-    overrides = list(_POSTPROCESSING if apply_postprocessing else _NO_POSTPROCESSING)
+    overrides = _postprocessing(config_file, apply_postprocessing, video=False)
     overrides += list(hydra_overrides_extra)
     return _build(config_file, ckpt_path, device, mode, overrides)
 
 
 def build_sam2_hf(model_id: str, **kwargs: Any) -> SAM2Model:
-    """The official `build_sam2_hf`: download `model_id` from the Hugging Face hub and build it."""
-    from sam2r.build import from_pretrained
+    """The official `build_sam2_hf`: download `model_id` (e.g. "facebook/sam2.1-hiera-tiny")
+    from the Hugging Face hub (or its cache) and build it; `kwargs` go to `build_sam2`."""
+    from sam2r.build import download_checkpoint
 
     name = resolve_name(model_id)
-    hub_id = next((k for k, (v, _) in HF_MODELS.items() if v == name), model_id)
-    device = resolve_device(kwargs.pop("device", "cuda"))
-    model = from_pretrained(hub_id, device=device)
-    mode = kwargs.pop("mode", "eval")
-    return model.train() if mode == "train" else model.eval()
+    return build_sam2(name, str(download_checkpoint(model_id)), **kwargs)
 
 
 # what the official build_sam2_video_predictor adds (the predictor class, then post-processing)
@@ -109,8 +105,11 @@ _VIDEO_POSTPROCESSING = _POSTPROCESSING + (
 )
 # without post-processing the official model keeps its constructor defaults for these keys
 # (sam2r's reader would otherwise fill in the post-processing values, see `config_from_yaml`)
-_VIDEO_NO_POSTPROCESSING = (
-    ("sam_mask_decoder_extra_args", _NO_POSTPROCESSING[0]),
+_NO_POSTPROCESSING = (
+    (
+        "sam_mask_decoder_extra_args",
+        "++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=false",
+    ),
     ("binarize_mask_from_pts_for_mem_enc", "++model.binarize_mask_from_pts_for_mem_enc=false"),
     ("fill_hole_area", "++model.fill_hole_area=0"),
 )
@@ -132,6 +131,21 @@ def _model_keys(config_file: str | os.PathLike[str]) -> set[str]:
         return set()  # config_from_name_or_path reports it
     model = doc.get("model", doc) if isinstance(doc, dict) else None
     return set(map(str, model)) if isinstance(model, dict) else set()
+
+
+def _postprocessing(config_file: str | os.PathLike[str], apply: bool, video: bool) -> list[str]:
+    """The override strings the official builders add for `apply_postprocessing`.
+
+    With it on, the dynamic multimask fallback (and for video the binarised prompt masks and
+    hole filling). With it off the official model keeps what the YAML says, or the constructor
+    defaults where it says nothing; sam2r's reader fills in the post-processing values for
+    absent keys, so those get the defaults back explicitly.
+    """
+    if apply:
+        return list(_VIDEO_POSTPROCESSING if video else _POSTPROCESSING)
+    keys = _NO_POSTPROCESSING if video else _NO_POSTPROCESSING[:1]
+    present = _model_keys(config_file)
+    return [ov for key, ov in keys if key not in present]
 
 
 def build_sam2_video_predictor(
@@ -169,11 +183,7 @@ def build_sam2_video_predictor(
         The predictor; its `model` is the `sam2r.SAM2Model`.
     """
     overrides = list(_VIDEO_TARGET_VOS if vos_optimized else (_VIDEO_TARGET,))
-    if apply_postprocessing:
-        overrides += _VIDEO_POSTPROCESSING
-    else:
-        present = _model_keys(config_file)
-        overrides += [ov for key, ov in _VIDEO_NO_POSTPROCESSING if key not in present]
+    overrides += _postprocessing(config_file, apply_postprocessing, video=True)
     overrides += list(hydra_overrides_extra)
     model = _build(config_file, ckpt_path, device, mode, overrides)
     return SAM2VideoPredictor(model)
