@@ -43,7 +43,7 @@ class SpilledTensor:
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape)) * torch.empty((), dtype=self.dtype).element_size()
+        return int(np.prod(self.shape)) * self.dtype.itemsize
 
 
 def tensor_bytes(t: Tensor | None) -> int:
