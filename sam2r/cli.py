@@ -262,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     from sam2r.cli_video import add_video_parser  # the `video` subcommand
 
     add_video_parser(sub, model_args)
+    from sam2r.cli_data import add_data_parser  # the `synth` subcommand
+    add_data_parser(sub, model_args)
     from sam2r.cli_eval import add_eval_parser  # the `eval` subcommand
 
     add_eval_parser(sub, model_args)
