@@ -263,11 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_video_parser(sub, model_args)
     from sam2r.cli_data import add_data_parser  # the `synth` subcommand
+
     add_data_parser(sub, model_args)
+    from sam2r.cli_train import add_train_parser  # the `train` subcommand
+
+    add_train_parser(sub, model_args)
     from sam2r.cli_eval import add_eval_parser  # the `eval` subcommand
 
     add_eval_parser(sub, model_args)
     from sam2r.cli_vos import add_vos_parser  # the `vos-infer` subcommand
+
     add_vos_parser(sub, model_args)
     return p
 
@@ -282,4 +287,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m sam2r.cli` (how torchrun starts it) loads this file twice, as __main__ and as
+    # sam2r.cli; run the package module's main so that its CliError is the one raised
+    from sam2r.cli import main as package_main
+
+    sys.exit(package_main())

@@ -198,6 +198,29 @@ VARIANTS: dict[str, SAM2Config] = {
     f"{v}_hiera_{s}": _variant(v, s) for v in ("sam2", "sam2.1") for s in ("t", "s", "b+", "l")
 }
 
+# sam2r's own small model (SAM 2.1 architecture, 1.5 M parameters, 256-px input), trained here on
+# the synthetic data engine and bundled in `sam2r/assets` as the offline default.
+_MICRO_HIERA = HieraConfig(
+    embed_dim=16,
+    num_heads=1,
+    stages=(1, 2, 3, 1),
+    global_att_blocks=(4,),
+    window_spec=(8, 4, 6, 3),
+    window_pos_embed_bkg_spatial_size=(4, 4),
+)
+VARIANTS["sam2r_micro"] = SAM2Config(
+    name="sam2r_micro",
+    image_size=256,
+    hiera=_MICRO_HIERA,
+    neck=NeckConfig(d_model=64, backbone_channel_list=_MICRO_HIERA.channel_list),
+    memory_attention=MemoryAttentionConfig(
+        d_model=64, num_layers=2, dim_feedforward=128, kv_in_dim=32, feat_sizes=(16, 16)
+    ),
+    memory_encoder=MemoryEncoderConfig(out_dim=32, in_dim=64),
+)
+OFFICIAL_VARIANTS = tuple(k for k in VARIANTS if k.startswith(("sam2_", "sam2.1_")))  # the 8 released
+BUNDLED_VARIANT = "sam2r_micro"
+
 # Hugging Face hub names -> (variant, checkpoint file in that repo)
 _SIZE_WORDS = {"t": "tiny", "s": "small", "b+": "base-plus", "l": "large"}
 HF_MODELS: dict[str, tuple[str, str]] = {
@@ -218,6 +241,8 @@ def resolve_name(name: str) -> str:
     key = name.strip()
     if key in VARIANTS:
         return key
+    if key.lower().replace("-", "_") in ("sam2r_micro", "sam2r_micro_synth", "sam2r"):
+        return BUNDLED_VARIANT
     if key in HF_MODELS:
         return HF_MODELS[key][0]
     low = key.lower().removeprefix("facebook/").replace("_", "-")

@@ -121,8 +121,11 @@ def test_detect_variant_names_the_closest() -> None:
 
 
 def test_detect_variant_rejects_a_custom_model() -> None:
+    assert detect_variant(state_dict_shapes("micro")) == "sam2r_micro"  # the bundled model
+    shapes = dict(state_dict_shapes("micro"))
+    shapes["memory_attention.layers.0.linear1.weight"] = (256, 64)  # a wider MLP
     with pytest.raises(ValueError, match="(?s)matches no registered variant.*build_model\\(config"):
-        detect_variant(state_dict_shapes("micro"))
+        detect_variant(shapes)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -250,17 +253,17 @@ BAD_MICRO_CHECKPOINTS = [
     (
         "missing key",
         _with(lambda sd: sd.pop("no_mem_embed")),
-        ["1 missing from the file", "no_mem_embed [1, 1, 64]", "looks most like 'micro'"],
+        ["1 missing from the file", "no_mem_embed [1, 1, 64]", "looks most like 'sam2r_micro'"],
     ),
     (
         "extra key",
         _with(lambda sd: sd.update({"foo.weight": torch.zeros(3)})),
-        ["1 unexpected in the file", "foo.weight [3]", "looks most like 'micro'"],
+        ["1 unexpected in the file", "foo.weight [3]", "looks most like 'sam2r_micro'"],
     ),
     (
         "wrong shape",
         _with(lambda sd: sd.update({"no_obj_ptr": torch.zeros(1, 32)})),
-        ["shape mismatch", "no_obj_ptr: file [1, 32], model [1, 64]", "'micro'"],
+        ["shape mismatch", "no_obj_ptr: file [1, 32], model [1, 64]", "'sam2r_micro'"],
     ),
     ("truncated file", _truncated, ["cannot read checkpoint", "truncated", "bad.pt"]),
     ("not a dict", _raw([1, 2, 3]), ["holds a list", "{'model': state_dict}", "bad.pt"]),

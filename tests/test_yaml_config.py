@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from sam2r.config import (
+    OFFICIAL_VARIANTS,
     VARIANTS,
     HieraConfig,
     MemoryAttentionConfig,
@@ -29,8 +30,8 @@ CONFIGS = Path(__file__).parent / "fixtures" / "parity" / "configs"
 TINY_21 = CONFIGS / "sam2.1_hiera_t.json"
 
 # the parity README's `micro` config, after the video builder's inference defaults
-MICRO = SAM2Config(
-    name="micro",
+MICRO = SAM2Config(  # the micro parity config is sam2r's registered small model
+    name="sam2r_micro",
     image_size=256,
     hiera=HieraConfig(
         embed_dim=16,
@@ -72,7 +73,7 @@ def test_builder_defaults_equal_official_effective_video_model(cfg_name: str) ->
     """The defaults we add equal what `build_sam2_video_predictor` produced for the fixtures."""
     doc = json.loads((CONFIGS / f"{cfg_name}.json").read_text())
     effective = config_from_yaml({"model": doc["effective_video_model"]}, name=cfg_name)
-    assert effective == EXPECTED[cfg_name]
+    assert effective == EXPECTED[cfg_name].replace(name=cfg_name)
 
 
 def test_micro_is_shrunk() -> None:
@@ -94,8 +95,8 @@ def test_yaml_dict_round_trip(variant: str, tmp_path: Path) -> None:
 
 def test_yaml_dict_round_trip_custom_config() -> None:
     tree = config_to_yaml_dict(MICRO.replace(fill_hole_area=0, non_overlap_masks=True))
-    back = config_from_yaml(tree, name="micro")
-    assert back == MICRO.replace(fill_hole_area=0, non_overlap_masks=True)
+    back = config_from_yaml(tree, name="mine")
+    assert back == MICRO.replace(fill_hole_area=0, non_overlap_masks=True, name="mine")
     assert config_from_yaml(tree).name == "custom"
 
 
@@ -349,15 +350,15 @@ def test_official_config_names(config_name: str, variant: str) -> None:
 
 
 def test_every_official_name_resolves() -> None:
-    assert set(OFFICIAL_CONFIG_NAMES.values()) == set(VARIANTS)
+    assert set(OFFICIAL_CONFIG_NAMES.values()) == set(OFFICIAL_VARIANTS)
     for config_name in OFFICIAL_CONFIG_NAMES:
         assert config_from_name_or_path(config_name).name == OFFICIAL_CONFIG_NAMES[config_name]
 
 
 def test_name_or_path_reads_a_path() -> None:
-    assert config_from_name_or_path(str(CONFIGS / "micro.json")) == MICRO
+    assert config_from_name_or_path(str(CONFIGS / "micro.json")) == MICRO.replace(name="micro")
     assert config_from_name_or_path(CONFIGS / "micro.json", ["++model.fill_hole_area=0"]) == (
-        MICRO.replace(fill_hole_area=0)
+        MICRO.replace(fill_hole_area=0, name="micro")
     )
 
 

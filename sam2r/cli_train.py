@@ -1,0 +1,98 @@
+"""`sam2r train CONFIG [section.key=value ...]`: train or fine-tune a SAM 2 model.
+
+    sam2r train configs/train/synth_micro.yaml
+    sam2r train configs/train/finetune_davis.yaml model.checkpoint=sam2.1_hiera_tiny.pt \
+        data.root=/data/MyVideos run.steps=2000
+    torchrun --nproc_per_node=8 -m sam2r.cli train configs/train/finetune_davis.yaml
+
+Resumes from `run.out_dir/checkpoints/checkpoint.pt` when it exists (unless `--no-resume`);
+`--plot` draws the training curve of a run (`log.csv` -> `curve.png`, needs matplotlib).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from sam2r.cli import CliError
+    from sam2r.train.config import train_config_from_yaml
+    from sam2r.train.trainer import train
+
+    if args.config is not None and "=" in args.config and not Path(args.config).exists():
+        args.overrides = [args.config, *args.overrides]  # no YAML, only overrides
+        args.config = None
+    if args.config is not None and not Path(args.config).is_file():
+        raise CliError(f"training config {args.config}: no such file")
+    try:
+        cfg = train_config_from_yaml(args.config, args.overrides)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    try:
+        final = train(cfg, resume=args.resume)
+    except (ValueError, FileNotFoundError) as e:
+        raise CliError(str(e)) from None
+    print(f"wrote {final}")
+    if args.plot:
+        png = plot_curve(Path(cfg.run.out_dir) / "log.csv")
+        print(f"wrote {png}")
+    return 0
+
+
+def plot_curve(log_csv: Path, out: Path | None = None) -> Path:
+    """Plot the loss terms of a run's `log.csv` against the step (a PNG next to it)."""
+    from sam2r.cli import CliError
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise CliError("plotting needs matplotlib: pip install 'sam2r[plot]'") from None
+    with open(log_csv) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise CliError(f"{log_csv} has no logged steps yet")
+    steps = [int(r["step"]) for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    axes[0].plot(steps, [float(r["loss"]) for r in rows], label="total (weighted)")
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("step")
+    axes[0].set_title("training loss")
+    axes[0].legend()
+    for key in ("focal", "dice", "iou", "object_score"):
+        axes[1].plot(steps, [float(r[key]) for r in rows], label=key)
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("step")
+    axes[1].set_title("loss terms (unweighted)")
+    axes[1].legend()
+    fig.tight_layout()
+    out = out or log_csv.with_name("curve.png")
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def add_train_parser(
+    sub: Any, model_args: Callable[[argparse.ArgumentParser], None]
+) -> argparse.ArgumentParser:
+    """Register `sam2r train` on the subcommand parsers of `sam2r.cli.build_parser`."""
+    tp = sub.add_parser("train", help="train or fine-tune a model (SAM 2's recipe)")
+    tp.add_argument("config", nargs="?", help="training YAML (see configs/train/); none = defaults")
+    tp.add_argument(
+        "overrides", nargs="*", metavar="SECTION.KEY=VALUE", help="e.g. optim.lr=3e-4 run.steps=10"
+    )
+    tp.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="continue from OUT_DIR/checkpoints/checkpoint.pt when present (default on)",
+    )
+    tp.add_argument("--plot", action="store_true", help="write OUT_DIR/curve.png at the end")
+    tp.set_defaults(func=cmd_train)
+    return tp

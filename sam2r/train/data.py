@@ -1,0 +1,219 @@
+"""Training samples: clips from the synthetic data engine (generated on the fly) or from a
+DAVIS-style folder, and single images with many objects.
+
+A source is an infinite, seeded iterator of `Sample`s (`sam2r.train.rollout.Sample`): frames
+resized to the model's square input and normalised exactly as the video predictor does it
+(`sam2r.io.frames.preprocess_frame`), ground-truth masks resized with nearest neighbour, up to
+`max_objects` objects chosen among those visible on the clip's first frame, and a random
+horizontal flip. Under DDP every rank draws from its own seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from sam2r.io.frames import preprocess_frame
+from sam2r.io.masks import read_palette_png
+from sam2r.train.config import DataSection
+from sam2r.train.rollout import Sample
+
+MIN_OBJECT_PIXELS = 16  # at the frame's resolution: smaller objects are not prompted on
+
+
+def augment_clip(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Photometric augmentation of a clip (the same draw for every frame): colour jitter,
+    grayscale, Gaussian blur, sensor noise and JPEG re-compression, each with some probability.
+
+    Args:
+        frames: (T, H, W, 3) uint8.
+    Returns:
+        (T, H, W, 3) uint8.
+    """
+    from io import BytesIO
+
+    from PIL import ImageFilter
+
+    x = frames.astype(np.float32)
+    if rng.random() < 0.8:  # brightness, contrast, saturation, per-channel gain
+        mean = x.mean(axis=(1, 2, 3), keepdims=True)
+        x = (x - mean) * rng.uniform(0.6, 1.4) + mean * rng.uniform(0.6, 1.4)
+        grey = x.mean(axis=-1, keepdims=True)
+        x = grey + (x - grey) * rng.uniform(0.4, 1.6)
+        x = x * rng.uniform(0.85, 1.15, size=3)
+    if rng.random() < 0.1:
+        x = np.repeat(x.mean(axis=-1, keepdims=True), 3, axis=-1)
+    if rng.random() < 0.3:
+        x = x + rng.normal(0.0, rng.uniform(2, 12), size=x.shape)
+    out = np.clip(x, 0, 255).astype(np.uint8)
+    blur = rng.uniform(0.5, 2.0) if rng.random() < 0.3 else 0.0
+    quality = int(rng.integers(25, 90)) if rng.random() < 0.3 else 0
+    if blur or quality:
+        frames_out = []
+        for f in out:
+            im = Image.fromarray(f)
+            if blur:
+                im = im.filter(ImageFilter.GaussianBlur(blur))
+            if quality:
+                buf = BytesIO()
+                im.save(buf, format="JPEG", quality=quality)
+                im = Image.open(buf).convert("RGB")
+            frames_out.append(np.asarray(im))
+        out = np.stack(frames_out)
+    return out
+
+
+def to_sample(
+    frames: np.ndarray,
+    ids: np.ndarray,
+    size: int,
+    max_objects: int,
+    rng: np.random.Generator,
+    hflip_prob: float = 0.0,
+    is_image: bool = False,
+    augment: bool = False,
+) -> Sample | None:
+    """A `Sample` from uint8 frames and id masks; None when frame 0 shows no object.
+
+    Args:
+        frames: (T, H, W, 3) uint8 RGB.
+        ids: (T, H, W) integer object ids (0 background, 255 void is ignored).
+        size: the model's input side.
+        max_objects: objects kept (chosen at random among those on frame 0).
+        hflip_prob: probability of a horizontal flip of the whole clip.
+        is_image: the sample is a single image (no mask prompts in the rollout).
+        augment: apply `augment_clip`.
+    """
+    present, counts = np.unique(ids[0], return_counts=True)
+    keep = (counts >= MIN_OBJECT_PIXELS) & (present != 0) & (present != 255)
+    objs = [int(i) for i in present[keep]]
+    if not objs:
+        return None
+    if len(objs) > max_objects:
+        objs = sorted(rng.choice(objs, size=max_objects, replace=False).tolist())
+    if rng.random() < hflip_prob:
+        frames, ids = frames[:, :, ::-1], ids[:, :, ::-1]
+    if augment:
+        frames = augment_clip(np.ascontiguousarray(frames), rng)
+    images = torch.stack([preprocess_frame(np.ascontiguousarray(f), size) for f in frames])
+    lab = torch.from_numpy(np.ascontiguousarray(ids).astype(np.int64))[:, None].float()
+    lab = F.interpolate(lab, size=(size, size), mode="nearest")[:, 0].long()  # (T, S, S)
+    masks = torch.stack([lab == i for i in objs])  # (O, T, S, S)
+    return Sample(images, masks, is_image)
+
+
+def synthetic_samples(cfg: DataSection, size: int, seed: int) -> Iterator[Sample]:
+    """Clips and images from the synthetic data engine, generated on the fly."""
+    from sam2r.data.synthetic import SynthConfig, make_image, make_video, split_seed
+
+    rng = np.random.default_rng(seed)
+    looks = list(cfg.looks)
+    k = 0
+    while True:
+        look = looks[int(rng.integers(len(looks)))]
+        synth = SynthConfig(
+            height=cfg.height,
+            width=cfg.width,
+            num_frames=cfg.num_frames,
+            max_objects=cfg.synth_max_objects,
+            look=look,
+        )
+        # a split of its own: never one of the videos `write_dataset` puts in train / val
+        vid_seed = split_seed(seed, "online", k)
+        k += 1
+        if rng.random() < cfg.image_prob:
+            img = make_image(vid_seed, synth)
+            s = to_sample(
+                img.image[None],
+                img.masks[None],
+                size,
+                cfg.max_objects,
+                rng,
+                cfg.hflip_prob,
+                is_image=True,
+                augment=cfg.augment,
+            )
+        else:
+            vid = make_video(vid_seed, synth)
+            s = to_sample(
+                vid.frames,
+                vid.masks,
+                size,
+                cfg.max_objects,
+                rng,
+                cfg.hflip_prob,
+                augment=cfg.augment,
+            )
+        if s is not None:
+            yield s
+
+
+def davis_sequences(root: Path, split: str) -> list[str]:
+    """Sequences of a DAVIS-style root (ImageSets/2017/<split>.txt, else every folder)."""
+    listing = root / "ImageSets" / "2017" / f"{split}.txt"
+    if listing.is_file():
+        return [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+    ann = _level(root / "Annotations")
+    return sorted(p.name for p in ann.iterdir() if p.is_dir())
+
+
+def _level(path: Path) -> Path:
+    """`path/480p` when that resolution level exists, else `path`."""
+    return path / "480p" if (path / "480p").is_dir() else path
+
+
+def davis_samples(cfg: DataSection, size: int, seed: int) -> Iterator[Sample]:
+    """Clips from a DAVIS-style folder: T frames every 1..max_stride frames, every frame
+    annotated (`JPEGImages/480p/<seq>/*.jpg`, `Annotations/480p/<seq>/*.png`)."""
+    if cfg.root is None:
+        raise ValueError("data.source=davis needs data.root (a DAVIS-style folder)")
+    root = Path(cfg.root)
+    if not root.is_dir():
+        raise ValueError(f"data.root {str(root)!r} is not a directory")
+    seqs = davis_sequences(root, cfg.split)
+    if not seqs:
+        raise ValueError(f"no sequences under {str(root)!r} for split {cfg.split!r}")
+    images, anns = _level(root / "JPEGImages"), _level(root / "Annotations")
+    index = []
+    for seq in seqs:
+        pngs = sorted((anns / seq).glob("*.png"))
+        if not pngs:
+            raise ValueError(f"sequence {seq!r} has no annotations under {str(anns / seq)!r}")
+        jpgs = {
+            p.stem: p for p in (images / seq).iterdir() if p.suffix.lower() in (".jpg", ".jpeg")
+        }
+        pairs = [(jpgs[p.stem], p) for p in pngs if p.stem in jpgs]
+        if pairs:
+            index.append(pairs)
+    if not index:
+        raise ValueError(f"no frame of {str(root)!r} has both a JPEG and an annotation PNG")
+    rng = np.random.default_rng(seed)
+    while True:
+        pairs = index[int(rng.integers(len(index)))]
+        stride = int(rng.integers(1, cfg.max_stride + 1))
+        span = (cfg.num_frames - 1) * stride + 1
+        if len(pairs) >= span:
+            start = int(rng.integers(len(pairs) - span + 1))
+            chosen = pairs[start : start + span : stride]
+        else:
+            chosen = pairs[: cfg.num_frames]
+        frames = np.stack([np.asarray(Image.open(j).convert("RGB")) for j, _ in chosen])
+        ids = np.stack([read_palette_png(p) for _, p in chosen])
+        s = to_sample(frames, ids, size, cfg.max_objects, rng, cfg.hflip_prob, augment=cfg.augment)
+        if s is not None:
+            yield s
+
+
+def make_samples(cfg: DataSection, size: int, rank: int = 0) -> Iterator[Sample]:
+    """The configured source's samples for one process."""
+    seed = cfg.seed * 1000 + rank
+    if cfg.source == "synthetic":
+        return synthetic_samples(cfg, size, seed)
+    if cfg.source == "davis":
+        return davis_samples(cfg, size, seed)
+    raise ValueError(f"data.source must be 'synthetic' or 'davis', got {cfg.source!r}")
