@@ -218,7 +218,8 @@ VARIANTS["sam2r_micro"] = SAM2Config(
     ),
     memory_encoder=MemoryEncoderConfig(out_dim=32, in_dim=64),
 )
-OFFICIAL_VARIANTS = tuple(k for k in VARIANTS if k.startswith(("sam2_", "sam2.1_")))  # the 8 released
+# the 8 released variants
+OFFICIAL_VARIANTS = tuple(k for k in VARIANTS if k.startswith(("sam2_", "sam2.1_")))
 BUNDLED_VARIANT = "sam2r_micro"
 
 # Hugging Face hub names -> (variant, checkpoint file in that repo)

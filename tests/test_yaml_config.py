@@ -356,7 +356,7 @@ def test_every_official_name_resolves() -> None:
 
 
 def test_name_or_path_reads_a_path() -> None:
-    assert config_from_name_or_path(str(CONFIGS / "micro.json")) == MICRO.replace(name="micro")
+    assert config_from_name_or_path(str(CONFIGS / "micro.json")) == MICRO
     assert config_from_name_or_path(CONFIGS / "micro.json", ["++model.fill_hole_area=0"]) == (
         MICRO.replace(fill_hole_area=0, name="micro")
     )
