@@ -19,298 +19,58 @@ Outputs, in processing order (backwards with `--reverse`), written as frames com
   its area, box (x, y, w, h) and object-score logit;
 * `OUT/overlay.mp4`: the masks over the video (needs PyAV; skipped with a message without it).
 
-What is left to others: tracking (`sam2r.predictor.video`), decoding (`sam2r.io`), the RLE codec
-and palette files (`sam2r.ops.rle`, `sam2r.io.masks`), the model (`sam2r.cli.load_model`).
+What is left to others: parsing and giving the prompts (`sam2r.cli_video_prompts`), writing
+the outputs (`sam2r.cli_video_outputs`), tracking (`sam2r.predictor.video`), decoding
+(`sam2r.io`), the model (`sam2r.cli.load_model`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from sam2r.cli import CliError, load_model
+from sam2r.cli_video_outputs import Outputs, label_map, overlay_labels
+from sam2r.cli_video_prompts import (
+    BOX_FORM,
+    POINT_FORM,
+    Prompts,
+    add_prompts,
+    check_prompts,
+    parse_prompt,
+    parse_prompts,
+)
 
-_POINT_FORM = "FRAME:OBJ:X,Y[,LABEL]"
-_BOX_FORM = "FRAME:OBJ:X0,Y0,X1,Y1"
+# the prompt and output names lived here before they moved out; importing them from here works
+__all__ = [
+    "DEFAULT_FPS",
+    "Outputs",
+    "Prompts",
+    "add_prompts",
+    "add_video_parser",
+    "check_prompts",
+    "cmd_video",
+    "frame_order",
+    "label_map",
+    "make_predictor",
+    "open_video",
+    "overlay_labels",
+    "parse_prompt",
+    "parse_prompts",
+    "run_everything",
+    "run_stream",
+    "run_video",
+]
+
 DEFAULT_FPS = 24.0
 
 
-# ----------------------------------------------------------------------------------------------
-# prompts
-# ----------------------------------------------------------------------------------------------
-@dataclass
-class Prompts:
-    """The prompts of a run, checked for syntax (frames are checked once the video is open)."""
-
-    clicks: dict[tuple[int, int], list[tuple[float, float, int]]] = field(default_factory=dict)
-    boxes: dict[tuple[int, int], list[float]] = field(default_factory=dict)  # (frame, obj) -> box
-    mask: np.ndarray | None = None  # (H, W) uint8 object ids of the --mask PNG
-    mask_frame: int = 0
-
-    @property
-    def mask_ids(self) -> list[int]:
-        return [] if self.mask is None else [int(i) for i in np.unique(self.mask) if i != 0]
-
-    @property
-    def frames(self) -> list[int]:
-        """Every prompted frame, ascending."""
-        found = {f for f, _ in self.clicks} | {f for f, _ in self.boxes}
-        if self.mask is not None:
-            found.add(self.mask_frame)
-        return sorted(found)
-
-    def point_prompts(self) -> Iterator[tuple[int, int, np.ndarray | None, np.ndarray | None, Any]]:
-        """(frame, obj, points (P, 2) or None, labels (P,) or None, box or None), by frame."""
-        for frame, obj in sorted(set(self.clicks) | set(self.boxes)):
-            clicks = self.clicks.get((frame, obj))
-            points = np.array([c[:2] for c in clicks], np.float32) if clicks else None
-            labels = np.array([c[2] for c in clicks], np.int32) if clicks else None
-            yield frame, obj, points, labels, self.boxes.get((frame, obj))
-
-
-def _int(text: str, what: str, flag: str, low: int, high: int | None = None) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise CliError(f"{flag}: {what} {text!r} is not an integer") from None
-    if value < low or (high is not None and value > high):
-        bound = f"{low}..{high}" if high is not None else f">= {low}"
-        raise CliError(f"{flag}: {what} must be {bound}, got {value}")
-    return value
-
-
-def parse_prompt(text: str, flag: str) -> tuple[int, int, list[float]]:
-    """`FRAME:OBJ:NUMBERS` -> (frame, object id, numbers); CliError naming the form."""
-    form = _POINT_FORM if flag == "--point" else _BOX_FORM
-    parts = text.split(":")
-    if len(parts) != 3:
-        example = "0:1:210,350" if flag == "--point" else "0:1:30,40,200,220"
-        raise CliError(f"{flag} {text!r}: expected {form}, e.g. {flag} {example}")
-    where = f"{flag} {text!r}"
-    frame = _int(parts[0], "FRAME", where, 0)
-    obj = _int(parts[1], "OBJ (object id)", where, 1, 255)
-    try:
-        nums = [float(v) for v in parts[2].split(",")]
-    except ValueError:
-        raise CliError(f"{where}: expected comma-separated numbers after FRAME:OBJ:") from None
-    if len(nums) not in ((2, 3) if flag == "--point" else (4,)):
-        raise CliError(f"{where}: expected {form}")
-    return frame, obj, nums
-
-
-def parse_prompts(args: argparse.Namespace) -> Prompts:
-    """The --point / --box / --mask arguments, checked for syntax."""
-    from sam2r.io.masks import read_palette_png
-
-    prompts = Prompts()
-    for text in args.point:
-        frame, obj, nums = parse_prompt(text, "--point")
-        label = 1 if len(nums) == 2 else nums[2]
-        if label not in (0, 1):
-            raise CliError(f"--point {text!r}: LABEL must be 1 (object) or 0 (background)")
-        prompts.clicks.setdefault((frame, obj), []).append((nums[0], nums[1], int(label)))
-    for text in args.box:
-        frame, obj, nums = parse_prompt(text, "--box")
-        if (frame, obj) in prompts.boxes:
-            raise CliError(f"--box {text!r}: object {obj} already has a box on frame {frame}")
-        if nums[2] < nums[0] or nums[3] < nums[1]:
-            raise CliError(f"--box {text!r}: expected X0 <= X1 and Y0 <= Y1")
-        prompts.boxes[(frame, obj)] = nums
-    if args.mask_frame is not None and args.mask is None:
-        raise CliError("--mask-frame needs --mask PNG")
-    if args.mask is not None:
-        path = Path(args.mask)
-        if not path.is_file():
-            raise CliError(f"--mask {path}: no such file")
-        try:
-            prompts.mask = read_palette_png(path)
-        except (OSError, ValueError) as e:
-            raise CliError(f"--mask {path}: {e}") from None
-        if not prompts.mask_ids:
-            raise CliError(f"--mask {path}: the mask is empty (every pixel is 0, background)")
-        prompts.mask_frame = args.mask_frame or 0
-    if not prompts.frames:
-        raise CliError(
-            f"give at least one prompt: --point {_POINT_FORM}, --box {_BOX_FORM} or --mask PNG"
-        )
-    return prompts
-
-
-def check_prompts(prompts: Prompts, num_frames: int | None, hw: tuple[int, int] | None) -> None:
-    """Frames in range (`num_frames` None: a stream, prompts on frame 0 only) and the mask size."""
-    for frame in prompts.frames:
-        if num_frames is None and frame != 0:
-            raise CliError(
-                f"a live stream takes prompts on frame 0 only, got a prompt on frame {frame}"
-            )
-        if num_frames is not None and frame >= num_frames:
-            raise CliError(
-                f"a prompt is on frame {frame}, but the video has {num_frames} frames "
-                f"(0..{num_frames - 1})"
-            )
-    if hw is not None:
-        h, w = hw
-        corners = [(k, c[:2]) for k, cs in prompts.clicks.items() for c in cs]
-        corners += [(k, b[i : i + 2]) for k, b in prompts.boxes.items() for i in (0, 2)]
-        for (frame, obj), (x, y) in corners:
-            if not (0 <= x <= w and 0 <= y <= h):
-                raise CliError(
-                    f"the prompt of object {obj} on frame {frame} has a point ({x:g}, {y:g}) "
-                    f"outside the {w}x{h} video; coordinates are pixels X,Y from the top left"
-                )
-    if prompts.mask is not None and hw is not None and prompts.mask.shape != hw:
-        mh, mw = prompts.mask.shape
-        raise CliError(
-            f"--mask is {mw}x{mh} pixels but the video is {hw[1]}x{hw[0]}; give a mask of the "
-            "video's size"
-        )
-
-
-def add_prompts(predictor: Any, session: Any, prompts: Prompts) -> Any:
-    """Give every prompt to the predictor (masks first, so that clicks refine them); returns
-    the last `FrameResult`."""
-    result = None
-    try:
-        for obj in prompts.mask_ids:
-            assert prompts.mask is not None
-            result = predictor.add_mask(session, prompts.mask_frame, obj, prompts.mask == obj)
-        for frame, obj, points, labels, box in prompts.point_prompts():
-            result = predictor.add_points(session, frame, obj, points, labels, box=box)
-    except ValueError as e:
-        raise CliError(str(e)) from None
-    return result
-
-
-# ----------------------------------------------------------------------------------------------
-# outputs
-# ----------------------------------------------------------------------------------------------
-def label_map(masks: torch.Tensor, scores: torch.Tensor, obj_ids: list[Any]) -> np.ndarray:
-    """(N, 1, H, W) logits, (N,) object scores -> (H, W) uint8 object ids (0: none).
-
-    An object is drawn where its logit is > 0 and its object score is > 0; where several are,
-    the one with the highest logit wins.
-    """
-    n, _, h, w = masks.shape
-    if n == 0:
-        return np.zeros((h, w), np.uint8)
-    logits = masks[:, 0].float()  # (N, H, W)
-    present = (logits > 0) & (scores.view(-1, 1, 1) > 0)
-    best = torch.where(present, logits, torch.full_like(logits, -torch.inf)).argmax(0)
-    ids = torch.tensor([int(i) for i in obj_ids], device=logits.device)
-    labels = torch.where(present.any(0), ids[best], torch.zeros_like(best))
-    return labels.to(torch.uint8).cpu().numpy()
-
-
-def overlay_labels(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Colour each object (DAVIS palette) over the frame: (H, W, 3) uint8."""
-    from sam2r.io.masks import davis_palette
-
-    out = frame.astype(np.float32)
-    drawn = labels > 0
-    colours = davis_palette()[labels[drawn]].astype(np.float32)
-    out[drawn] = (1 - alpha) * out[drawn] + alpha * colours
-    return out.round().clip(0, 255).astype(np.uint8)
-
-
-class Outputs:
-    """Writes the PNGs, the overlay and (on close) the JSON of a run; a context manager.
-
-    Args:
-        out: output folder.
-        video: what was read (recorded in the JSON).
-        model_name: the model's config name (recorded in the JSON).
-        fps: frame rate of the overlay video.
-        overlay: write `overlay.mp4` (skipped with a message when PyAV is missing).
-    """
-
-    def __init__(
-        self, out: Path, video: str, model_name: str, fps: float, overlay: bool = True
-    ) -> None:
-        self.out = out
-        self.video = video
-        self.model_name = model_name
-        self.fps = fps
-        self.overlay = overlay
-        self.frames: list[dict[str, Any]] = []
-        self.hw: tuple[int, int] | None = None
-        self.num_objects = 0
-        self._sink: Any = None
-
-    def __enter__(self) -> Outputs:
-        (self.out / "masks").mkdir(parents=True, exist_ok=True)
-        if self.overlay:
-            from sam2r.io.video_file import VideoSink
-
-            try:
-                self._sink = VideoSink(self.out / "overlay.mp4", fps=self.fps).__enter__()
-            except ImportError as e:
-                print(f"skipping overlay.mp4: {e}", file=sys.stderr)
-        return self
-
-    def write(self, frame: Any, result: Any) -> None:
-        """One tracked frame: `frame` uint8 (H, W, 3) or PIL (None: no overlay), a FrameResult."""
-        from sam2r.io.masks import write_palette_png
-        from sam2r.ops import rle
-
-        labels = label_map(result.masks, result.object_score_logits, result.obj_ids)
-        self.hw = labels.shape
-        self.num_objects = len(result.obj_ids)
-        name = f"{result.frame_idx:05d}.png"
-        write_palette_png(self.out / "masks" / name, labels)
-        scores = result.object_score_logits.float().cpu().tolist()
-        binary = ((result.masks[:, 0] > 0) & (result.object_score_logits.view(-1, 1, 1) > 0)).cpu()
-        objects = []
-        for obj_id, score, mask in zip(result.obj_ids, scores, binary.numpy(), strict=True):
-            seg = rle.encode(mask)
-            counts = seg["counts"]
-            seg["counts"] = counts.decode("ascii") if isinstance(counts, bytes) else counts
-            area = int(rle.area(seg))
-            objects.append(
-                {
-                    "obj_id": obj_id,
-                    "object_score_logit": round(float(score), 6),
-                    "area": area,
-                    "bbox": [int(v) for v in rle.to_bbox(seg)] if area else None,
-                    "segmentation": seg,
-                }
-            )
-        self.frames.append({"frame_idx": result.frame_idx, "file_name": name, "objects": objects})
-        if self._sink is not None and frame is not None:
-            rgb = np.asarray(frame.convert("RGB") if hasattr(frame, "convert") else frame)
-            self._sink.write(overlay_labels(rgb, labels))
-
-    def __exit__(self, *exc: object) -> None:
-        if self._sink is not None:
-            self._sink.__exit__(*exc)
-        h, w = self.hw if self.hw is not None else (None, None)
-        summary = {
-            "video": self.video,
-            "model": self.model_name,
-            "height": h,
-            "width": w,
-            "frames": self.frames,
-        }
-        (self.out / "masks.json").write_text(json.dumps(summary))
-
-    def report(self) -> str:
-        files = f"{len(self.frames)} PNG(s) in {self.out / 'masks'}/, {self.out / 'masks.json'}"
-        if self._sink is not None:
-            files += f", {self.out / 'overlay.mp4'}"
-        return files
-
-
-# ----------------------------------------------------------------------------------------------
-# the command
-# ----------------------------------------------------------------------------------------------
 def _is_stream(source: str) -> bool:
     return source.isdigit() or "://" in source
 
@@ -526,11 +286,11 @@ def add_video_parser(
         "--point",
         action="append",
         default=[],
-        metavar=_POINT_FORM,
+        metavar=POINT_FORM,
         help="a click on frame FRAME for object OBJ (1..255) in pixels; LABEL 1 (default) or 0",
     )
     vp.add_argument(
-        "--box", action="append", default=[], metavar=_BOX_FORM, help="a box for object OBJ"
+        "--box", action="append", default=[], metavar=BOX_FORM, help="a box for object OBJ"
     )
     vp.add_argument(
         "--mask", metavar="PNG", help="DAVIS palette PNG of object ids (one colour per object)"

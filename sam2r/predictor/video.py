@@ -10,11 +10,13 @@ It reproduces the official `SAM2VideoPredictor` of `sam2==1.1.0` (independent pe
 inference, Dec 2024): the same frames, memories and rounding (bfloat16 memories), with outputs
 that agree within the official code's own run-to-run noise (`tests/test_video_parity.py`).
 Every object is tracked with its own memory bank, so adding, correcting or removing one object
-never changes another's masks. The predictor owns a
-`SAM2Model` and calls its public steps; which frames each frame reads is decided in
-`sam2r.predictor.memory`, prompts are checked and mapped in `sam2r.predictor.prompts`, and the
-session's state is the typed dataclasses of `sam2r.predictor.session`. `sam2r.compat` maps the
-official method names onto this class.
+never changes another's masks. The predictor owns a `SAM2Model` and orders the work: which
+frames and objects run, in which mode. What is left to others: one frame of one object
+(`sam2r.predictor.frame_step`), filing outputs in the memory bank (`sam2r.predictor.bank`) and
+which frames each frame reads (`sam2r.predictor.memory`), the masks handed back
+(`sam2r.predictor.results`), checking inputs (`sam2r.predictor.video_checks`) and prompts
+(`sam2r.predictor.prompts`), the session's typed dataclasses (`sam2r.predictor.session`).
+`sam2r.compat` maps the official method names onto this class.
 
 Where this differs from the official code (on inputs where that code fails):
 * bad inputs (frame out of range, unknown object, points outside the frame, a mask of the wrong
@@ -32,16 +34,20 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Iterator
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 
 from sam2r.io.frames import FrameSource, LiveFrames, open_frames
-from sam2r.model.sam2 import NO_OBJ_SCORE, ImageFeatures, SAM2Model
-from sam2r.ops.masks import fill_holes_in_mask_scores
-from sam2r.predictor.memory import plan_memory
+from sam2r.model.sam2 import SAM2Model
+from sam2r.predictor.bank import (
+    clear_prompts,
+    commit_prompts,
+    prompt_is_cond,
+    prompt_step,
+    prune,
+    track_step,
+)
 from sam2r.predictor.prompts import check_obj_id, mask_prompt, point_prompt
+from sam2r.predictor.results import frame_result, non_overlapping
 from sam2r.predictor.session import (
     FrameResult,
     FrameState,
@@ -50,6 +56,15 @@ from sam2r.predictor.session import (
     VideoSession,
 )
 from sam2r.predictor.spill import SpillPool
+from sam2r.predictor.video_checks import (
+    check_frame,
+    check_max_frames,
+    get_track,
+    propagation_order,
+)
+
+# `non_overlapping` moved to `sam2r.predictor.results`; importing it from here still works
+__all__ = ["VideoPredictor", "non_overlapping"]
 
 
 class VideoPredictor:
@@ -201,9 +216,9 @@ class VideoPredictor:
         frame_idx = frames.append(frame)
         if not session.objects:
             return self._result(session, frame_idx, [])
-        self._commit_prompts(session)
+        commit_prompts(self.model, session)
         result = next(iter(self._track_frames(session, [frame_idx], reverse=False)))
-        self._prune(session, frame_idx)
+        prune(session, frame_idx, self.model.cfg)
         return result
 
     def track_iter(self, session: VideoSession, frames: Iterable[Any]) -> Iterator[FrameResult]:
@@ -213,23 +228,6 @@ class VideoPredictor:
         """
         for frame in frames:
             yield self.track(session, frame)
-
-    def _prune(self, session: VideoSession, frame_idx: int) -> None:
-        """Drop what no later frame of a stream can read: tracked outputs out of the memory
-        window, old direction marks, and mask prompts of past frames."""
-        cfg = self.model.cfg
-        window = max(
-            cfg.max_obj_ptrs_in_encoder, cfg.num_maskmem * cfg.memory_temporal_stride_for_eval + 2
-        )
-        oldest = frame_idx - window
-        for track in session.objects.values():
-            for d in (track.non_cond_outputs, track.tracked):
-                for t in [t for t in d if t < oldest]:
-                    del d[t]
-            for t in [t for t in track.masks if t < frame_idx]:
-                del track.masks[t]
-            for t in [t for t in track.points if t < oldest and t not in track.cond_outputs]:
-                del track.points[t]  # clicks that corrected a frame out of the window
 
     def reset(self, session: VideoSession) -> None:
         """Remove every object, prompt and output (the video and its cached features stay)."""
@@ -265,7 +263,7 @@ class VideoPredictor:
         Returns:
             the frame's masks of all objects (objects without an output there are -1024).
         """
-        frame_idx = self._check_frame(session, frame_idx)
+        frame_idx = check_frame(session, frame_idx)
         obj_id = check_obj_id(obj_id)
         prompt = point_prompt(
             points,
@@ -289,7 +287,7 @@ class VideoPredictor:
         track.masks.pop(frame_idx, None)
 
         # refine the frame's previous mask of this object with the new clicks
-        prev = track.latest_output(frame_idx, self._prompt_is_cond(track, frame_idx))
+        prev = track.latest_output(frame_idx, prompt_is_cond(track, frame_idx, self.model.cfg))
         prev_logits = None
         if prev is not None:
             prev_logits = torch.clamp(prev.low_res_masks.to(self.device), -32.0, 32.0)
@@ -311,7 +309,7 @@ class VideoPredictor:
         Returns:
             the frame's masks of all objects.
         """
-        frame_idx = self._check_frame(session, frame_idx)
+        frame_idx = check_frame(session, frame_idx)
         obj_id = check_obj_id(obj_id)
         mask_input = mask_prompt(
             mask, video_hw=session.frames.hw, image_size=session.image_size, device=self.device
@@ -322,24 +320,21 @@ class VideoPredictor:
 
         return self._run_prompt(session, track, frame_idx, mask=mask_input)
 
-    def _prompt_is_cond(self, track: ObjectTrack, frame_idx: int) -> bool:
-        """Whether a prompt on this frame makes it a conditioning frame of the object."""
-        is_init, _ = _interaction_mode(track, frame_idx)
-        return is_init or self.model.cfg.add_all_frames_to_correct_as_cond
-
     def _run_prompt(
         self, session: VideoSession, track: ObjectTrack, frame_idx: int, **prompt: Any
     ) -> FrameResult:
         """Segment a prompted frame of one object, keep the output pending until the next
         propagation, and return the frame's masks of all objects."""
-        is_init, reverse = _interaction_mode(track, frame_idx)
-        is_cond = self._prompt_is_cond(track, frame_idx)
-        state = self._run_frame(
-            session, track, frame_idx, is_init=is_init, reverse=reverse, encode_memory=False,
-            **prompt,
-        )  # fmt: skip
-        track.temp_outputs(is_cond)[frame_idx] = state
+        is_cond = prompt_step(
+            self.model, session, track, frame_idx, fill_hole_area=self.fill_hole_area, **prompt
+        )
         return self._consolidated(session, frame_idx, is_cond)
+
+    def _get_or_add_track(self, session: VideoSession, obj_id: Hashable) -> ObjectTrack:
+        track = session.objects.get(obj_id)
+        if track is None:
+            track = session.objects[obj_id] = ObjectTrack(obj_id)
+        return track
 
     @torch.inference_mode()
     def clear_prompts_in_frame(
@@ -350,9 +345,9 @@ class VideoPredictor:
         The frame's output of that object stays, as a tracked (non-conditioning) frame, until
         the next propagation recomputes it.
         """
-        frame_idx = self._check_frame(session, frame_idx)
-        track = self._get_track(session, obj_id)
-        self._clear_prompts(track, frame_idx)
+        frame_idx = check_frame(session, frame_idx)
+        track = get_track(session, obj_id)
+        clear_prompts(track, frame_idx)
         if not need_output:
             return None
         is_cond = any(frame_idx in t.temp_cond_outputs for t in session.objects.values())
@@ -420,28 +415,11 @@ class VideoPredictor:
             `FrameResult` of every object on each frame, in processing order.
         """
         if start_frame_idx is not None:
-            start_frame_idx = self._check_frame(session, start_frame_idx)
-        if max_frame_num_to_track is not None and (
-            isinstance(max_frame_num_to_track, bool)
-            or not isinstance(max_frame_num_to_track, (int, np.integer))
-            or max_frame_num_to_track < 0
-        ):
-            raise ValueError(
-                "max_frame_num_to_track must be an int >= 0 or None, "
-                f"got {max_frame_num_to_track!r}"
-            )
+            start_frame_idx = check_frame(session, start_frame_idx)
+        check_max_frames(max_frame_num_to_track)
         with torch.inference_mode():
-            self._commit_prompts(session)
-        if start_frame_idx is None:
-            start_frame_idx = min(t for tr in session.objects.values() for t in tr.cond_outputs)
-        n = session.num_frames
-        span = n if max_frame_num_to_track is None else int(max_frame_num_to_track)
-        if reverse:
-            end = max(start_frame_idx - span, 0)
-            order = list(range(start_frame_idx, end - 1, -1)) if start_frame_idx > 0 else []
-        else:
-            end = min(start_frame_idx + span, n - 1)
-            order = list(range(start_frame_idx, end + 1))
+            commit_prompts(self.model, session)
+        order = propagation_order(session, start_frame_idx, max_frame_num_to_track, bool(reverse))
         return self._track_frames(session, order, bool(reverse))
 
     @torch.inference_mode()
@@ -449,207 +427,16 @@ class VideoPredictor:
         self, session: VideoSession, order: list[int], reverse: bool
     ) -> Iterator[FrameResult]:
         tracks = list(session.objects.values())
-        cfg = self.model.cfg
         for frame_idx in order:
             if list(session.objects.values()) != tracks:  # tracks compare by identity
                 raise RuntimeError(
                     "objects were added or removed while propagating; call propagate() again"
                 )
-            states = []
-            for track in tracks:
-                state = track.cond_outputs.get(frame_idx)
-                if state is not None:  # a prompted frame: its output is already there
-                    if cfg.clear_non_cond_mem_around_input:
-                        self._clear_memory_around(track, frame_idx)
-                else:
-                    state = self._run_frame(
-                        session,
-                        track,
-                        frame_idx,
-                        is_init=False,
-                        reverse=reverse,
-                        encode_memory=True,
-                    )
-                    track.non_cond_outputs[frame_idx] = state
-                track.tracked[frame_idx] = reverse
-                states.append(state)
+            states = [
+                track_step(self.model, session, track, frame_idx, reverse, self.fill_hole_area)
+                for track in tracks
+            ]
             yield self._result(session, frame_idx, states)
-
-    def _commit_prompts(self, session: VideoSession) -> None:
-        """Merge pending prompt outputs into the memory bank, encoding their memories.
-
-        The memory encoder runs here rather than on every click, so that a frame clicked many
-        times is encoded once, with its final mask.
-        """
-        if not session.objects:
-            raise RuntimeError("no object has prompts: add points, a box or a mask first")
-        for track in session.objects.values():
-            if not track.cond_outputs and not track.temp_cond_outputs:
-                raise RuntimeError(
-                    f"object {track.obj_id!r} has no prompt on an untracked frame to start from; "
-                    "add points, a box or a mask for it (or remove it)"
-                )
-        for track in session.objects.values():
-            for is_cond in (False, True):
-                pending = track.temp_outputs(is_cond)
-                target = track.cond_outputs if is_cond else track.non_cond_outputs
-                for frame_idx, state in pending.items():
-                    if not state.has_memory:
-                        high_res = F.interpolate(
-                            state.low_res_masks.to(self.device),
-                            size=(session.image_size, session.image_size),
-                            mode="bilinear",
-                            align_corners=False,
-                        )
-                        feats = self._features(session, frame_idx)
-                        state.maskmem_features = self._encode_memory(
-                            session, feats, high_res, state.object_score_logits, from_points=True
-                        )
-                    target[frame_idx] = state
-                    if self.model.cfg.clear_non_cond_mem_around_input:
-                        self._clear_memory_around(track, frame_idx)
-                pending.clear()
-            for frame_idx in track.cond_outputs:
-                track.non_cond_outputs.pop(frame_idx, None)
-
-    # ------------------------------------------------------------------------------------------
-    # one frame of one object
-    # ------------------------------------------------------------------------------------------
-    def _features(self, session: VideoSession, frame_idx: int) -> ImageFeatures:
-        feats = session.cached_features(frame_idx)
-        if feats is None:
-            image = session.frames.model_input(frame_idx, session.image_size)
-            feats = self.model.encode_image(image.unsqueeze(0).to(self.device))
-            session.cache_features(frame_idx, feats)
-        return feats
-
-    def _run_frame(
-        self,
-        session: VideoSession,
-        track: ObjectTrack,
-        frame_idx: int,
-        *,
-        is_init: bool,
-        reverse: bool,
-        encode_memory: bool,
-        points: PointPrompt | None = None,
-        mask: Tensor | None = None,
-        prev_logits: Tensor | None = None,
-    ) -> FrameState:
-        """Segment one object on one frame (memory read, SAM heads, optionally memory write)."""
-        model = self.model
-        feats = self._features(session, frame_idx)
-        if mask is not None:
-            out = model.mask_as_output(feats.embed, feats.high_res, mask)
-        else:
-            if is_init:
-                pix = model.no_memory(feats)
-            else:
-                pix = self._condition_on_memory(session, track, feats, frame_idx, reverse)
-            num_points = 0 if points is None else points.labels.shape[1]
-            out = model.decode_frame(
-                pix,
-                feats.high_res,
-                None if points is None else points.coords,
-                None if points is None else points.labels,
-                mask_input=prev_logits,
-                multimask_output=model.use_multimask(is_init, num_points),
-            )
-        maskmem = None
-        if encode_memory:
-            maskmem = self._encode_memory(
-                session,
-                feats,
-                out.high_res_masks,
-                out.object_score_logits,
-                from_points=points is not None,
-            )
-        low_res = out.low_res_masks
-        if self.fill_hole_area > 0:
-            low_res = fill_holes_in_mask_scores(low_res, self.fill_hole_area)
-        return FrameState(
-            low_res_masks=low_res.to(session.storage_device),
-            obj_ptr=out.obj_ptr,
-            object_score_logits=out.object_score_logits,
-            maskmem_features=maskmem,
-        ).attach(session.pool)
-
-    def _condition_on_memory(
-        self,
-        session: VideoSession,
-        track: ObjectTrack,
-        feats: ImageFeatures,
-        frame_idx: int,
-        reverse: bool,
-    ) -> Tensor:
-        """(1, C, h, w) features of the frame after attending to the object's memory."""
-        model, cfg = self.model, self.model.cfg
-        plan = plan_memory(
-            frame_idx,
-            reverse,
-            track.cond_outputs,
-            track.non_cond_outputs,
-            session.memory_horizon,
-            num_maskmem=cfg.num_maskmem,
-            stride=cfg.memory_temporal_stride_for_eval,
-            max_cond_frames=cfg.max_cond_frames_in_attn,
-            max_obj_ptrs=cfg.max_obj_ptrs_in_encoder,
-            signed_ptr_distance=cfg.use_signed_tpos_enc_to_obj_ptrs,
-        )
-        tokens, pos = [], []
-        for t_pos, state in plan.spatial:
-            assert state.maskmem_features is not None and session.maskmem_pos is not None
-            tok, p = model.spatial_memory_tokens(
-                state.maskmem_features.to(self.device), session.maskmem_pos, t_pos
-            )
-            tokens.append(tok)
-            pos.append(p)
-        num_ptr_tokens = 0
-        if plan.pointers:
-            ptrs = torch.stack([s.obj_ptr.to(self.device) for _, s in plan.pointers])  # (N, 1, C)
-            dist = torch.tensor([d for d, _ in plan.pointers])  # int64, as the official code
-            # a one-frame video would divide the distances by 0
-            tok, p = model.pointer_tokens(ptrs, dist, max(plan.max_ptrs, 2))
-            tokens.append(tok)
-            pos.append(p)
-            num_ptr_tokens = tok.shape[1]
-        memory = torch.cat(tokens, dim=1)  # (1, M, mem_dim)
-        memory_pos = torch.cat(pos, dim=1)
-        return model.condition_on_memory(feats, memory, memory_pos, num_ptr_tokens)
-
-    def _encode_memory(
-        self,
-        session: VideoSession,
-        feats: ImageFeatures,
-        high_res_masks: Tensor,
-        object_score_logits: Tensor,
-        from_points: bool,
-    ) -> Tensor:
-        """(1, mem_dim, h, w) bfloat16 memory of a mask, as the official code stores it."""
-        mem = self.model.encode_memory(
-            feats.embed, high_res_masks, object_score_logits, from_points
-        )
-        if session.maskmem_pos is None:
-            session.maskmem_pos = mem.pos[:1].clone()
-        return mem.features.to(torch.bfloat16).to(session.storage_device)
-
-    def _clear_prompts(self, track: ObjectTrack, frame_idx: int) -> None:
-        track.points.pop(frame_idx, None)
-        track.masks.pop(frame_idx, None)
-        track.temp_cond_outputs.pop(frame_idx, None)
-        track.temp_non_cond_outputs.pop(frame_idx, None)
-        out = track.cond_outputs.pop(frame_idx, None)
-        if out is not None:
-            # no longer a prompted frame: keep its output as a tracked frame's
-            track.non_cond_outputs[frame_idx] = out
-            track.tracked.pop(frame_idx, None)
-
-    def _clear_memory_around(self, track: ObjectTrack, frame_idx: int) -> None:
-        """Drop tracked-frame memories near a new prompt (they may contradict it)."""
-        cfg = self.model.cfg
-        r = cfg.memory_temporal_stride_for_eval * cfg.num_maskmem
-        for t in range(frame_idx - r, frame_idx + r + 1):
-            track.non_cond_outputs.pop(t, None)
 
     # ------------------------------------------------------------------------------------------
     # results
@@ -663,72 +450,6 @@ class VideoPredictor:
         self, session: VideoSession, frame_idx: int, states: list[FrameState | None]
     ) -> FrameResult:
         """Upsample the low-res masks to the video size (-1024 for objects without output)."""
-        h, w = session.frames.hw
-        n = len(states)
-        masks = torch.full((n, 1, h, w), NO_OBJ_SCORE, dtype=torch.float32, device=self.device)
-        scores = torch.full((n,), NO_OBJ_SCORE, dtype=torch.float32, device=self.device)
-        rows = [i for i, s in enumerate(states) if s is not None]
-        if rows:
-            low = torch.cat([states[i].low_res_masks.to(self.device) for i in rows])  # type: ignore[union-attr]
-            if low.shape[-2:] != (h, w):
-                low = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
-            masks[rows] = low
-            scores[rows] = torch.cat(
-                [states[i].object_score_logits.to(self.device).view(1) for i in rows]  # type: ignore[union-attr]
-            ).float()
-        if self.non_overlap_masks:
-            masks = non_overlapping(masks)
-        return FrameResult(frame_idx, session.obj_ids, masks, scores)
-
-    # ------------------------------------------------------------------------------------------
-    # input checks
-    # ------------------------------------------------------------------------------------------
-    def _check_frame(self, session: VideoSession, frame_idx: Any) -> int:
-        if not isinstance(session, VideoSession):
-            raise TypeError(
-                f"expected a VideoSession from init_session(), got {type(session).__name__}"
-            )
-        if isinstance(frame_idx, bool) or not isinstance(frame_idx, (int, np.integer)):
-            raise TypeError(f"frame_idx must be an int, got {type(frame_idx).__name__}")
-        n = session.num_frames
-        if not 0 <= frame_idx < n:
-            raise ValueError(f"frame_idx {frame_idx} is out of range: the video has {n} frames")
-        if session.live:
-            session.frames.frame(int(frame_idx))  # raises for frames the stream no longer holds
-        return int(frame_idx)
-
-    def _get_track(self, session: VideoSession, obj_id: Hashable) -> ObjectTrack:
-        obj_id = check_obj_id(obj_id)
-        if obj_id not in session.objects:
-            session.obj_idx(obj_id)  # raises ValueError naming the known ids
-        return session.objects[obj_id]
-
-    def _get_or_add_track(self, session: VideoSession, obj_id: Hashable) -> ObjectTrack:
-        track = session.objects.get(obj_id)
-        if track is None:
-            track = session.objects[obj_id] = ObjectTrack(obj_id)
-        return track
-
-
-def non_overlapping(masks: Tensor) -> Tensor:
-    """Keep only the highest-scoring object at each pixel: (N, 1, H, W) logits -> same shape.
-
-    Other objects' logits there are lowered to at most -10 (the official
-    `_apply_non_overlapping_constraints`).
-    """
-    if masks.shape[0] <= 1:
-        return masks
-    winner = torch.argmax(masks, dim=0, keepdim=True)  # (1, 1, H, W)
-    rows = torch.arange(masks.shape[0], device=masks.device).view(-1, 1, 1, 1)
-    return torch.where(winner == rows, masks, torch.clamp(masks, max=-10.0))
-
-
-def _interaction_mode(track: ObjectTrack, frame_idx: int) -> tuple[bool, bool]:
-    """(is an initial prompt, tracked in reverse) for a prompt on a frame.
-
-    A prompt on a frame the object was tracked on corrects that frame (it reads the memory, in
-    the direction the frame was tracked); on any other frame it starts like an image prompt.
-    """
-    if frame_idx in track.tracked and track.cond_outputs:
-        return False, track.tracked[frame_idx]
-    return True, False
+        return frame_result(
+            session, frame_idx, states, device=self.device, non_overlap=self.non_overlap_masks
+        )

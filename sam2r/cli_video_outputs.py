@@ -1,0 +1,138 @@
+"""Outputs of `sam2r video`, written as tracked frames come.
+
+* `OUT/masks/<frame:05d>.png`: DAVIS palette PNG, each pixel the id of the object there (0:
+  none); objects absent from the frame (object score <= 0) are not drawn; where masks overlap,
+  the object with the higher logit wins (`label_map`);
+* `OUT/masks.json`: per frame and object, the object's own mask as COCO RLE (overlaps kept),
+  its area, box (x, y, w, h) and object-score logit;
+* `OUT/overlay.mp4`: the masks over the video (`overlay_labels`; needs PyAV, skipped with a
+  message without it).
+
+What is left to others: the command (`sam2r.cli_video`), the RLE codec (`sam2r.ops.rle`),
+palette files and colours (`sam2r.io.masks`), video encoding (`sam2r.io.video_file.VideoSink`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def label_map(masks: torch.Tensor, scores: torch.Tensor, obj_ids: list[Any]) -> np.ndarray:
+    """(N, 1, H, W) logits, (N,) object scores -> (H, W) uint8 object ids (0: none).
+
+    An object is drawn where its logit is > 0 and its object score is > 0; where several are,
+    the one with the highest logit wins.
+    """
+    n, _, h, w = masks.shape
+    if n == 0:
+        return np.zeros((h, w), np.uint8)
+    logits = masks[:, 0].float()  # (N, H, W)
+    present = (logits > 0) & (scores.view(-1, 1, 1) > 0)
+    best = torch.where(present, logits, torch.full_like(logits, -torch.inf)).argmax(0)
+    ids = torch.tensor([int(i) for i in obj_ids], device=logits.device)
+    labels = torch.where(present.any(0), ids[best], torch.zeros_like(best))
+    return labels.to(torch.uint8).cpu().numpy()
+
+
+def overlay_labels(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Colour each object (DAVIS palette) over the frame: (H, W, 3) uint8."""
+    from sam2r.io.masks import davis_palette
+
+    out = frame.astype(np.float32)
+    drawn = labels > 0
+    colours = davis_palette()[labels[drawn]].astype(np.float32)
+    out[drawn] = (1 - alpha) * out[drawn] + alpha * colours
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+class Outputs:
+    """Writes the PNGs, the overlay and (on close) the JSON of a run; a context manager.
+
+    Args:
+        out: output folder.
+        video: what was read (recorded in the JSON).
+        model_name: the model's config name (recorded in the JSON).
+        fps: frame rate of the overlay video.
+        overlay: write `overlay.mp4` (skipped with a message when PyAV is missing).
+    """
+
+    def __init__(
+        self, out: Path, video: str, model_name: str, fps: float, overlay: bool = True
+    ) -> None:
+        self.out = out
+        self.video = video
+        self.model_name = model_name
+        self.fps = fps
+        self.overlay = overlay
+        self.frames: list[dict[str, Any]] = []
+        self.hw: tuple[int, int] | None = None
+        self.num_objects = 0
+        self._sink: Any = None
+
+    def __enter__(self) -> Outputs:
+        (self.out / "masks").mkdir(parents=True, exist_ok=True)
+        if self.overlay:
+            from sam2r.io.video_file import VideoSink
+
+            try:
+                self._sink = VideoSink(self.out / "overlay.mp4", fps=self.fps).__enter__()
+            except ImportError as e:
+                print(f"skipping overlay.mp4: {e}", file=sys.stderr)
+        return self
+
+    def write(self, frame: Any, result: Any) -> None:
+        """One tracked frame: `frame` uint8 (H, W, 3) or PIL (None: no overlay), a FrameResult."""
+        from sam2r.io.masks import write_palette_png
+        from sam2r.ops import rle
+
+        labels = label_map(result.masks, result.object_score_logits, result.obj_ids)
+        self.hw = labels.shape
+        self.num_objects = len(result.obj_ids)
+        name = f"{result.frame_idx:05d}.png"
+        write_palette_png(self.out / "masks" / name, labels)
+        scores = result.object_score_logits.float().cpu().tolist()
+        binary = ((result.masks[:, 0] > 0) & (result.object_score_logits.view(-1, 1, 1) > 0)).cpu()
+        objects = []
+        for obj_id, score, mask in zip(result.obj_ids, scores, binary.numpy(), strict=True):
+            seg = rle.encode(mask)
+            counts = seg["counts"]
+            seg["counts"] = counts.decode("ascii") if isinstance(counts, bytes) else counts
+            area = int(rle.area(seg))
+            objects.append(
+                {
+                    "obj_id": obj_id,
+                    "object_score_logit": round(float(score), 6),
+                    "area": area,
+                    "bbox": [int(v) for v in rle.to_bbox(seg)] if area else None,
+                    "segmentation": seg,
+                }
+            )
+        self.frames.append({"frame_idx": result.frame_idx, "file_name": name, "objects": objects})
+        if self._sink is not None and frame is not None:
+            rgb = np.asarray(frame.convert("RGB") if hasattr(frame, "convert") else frame)
+            self._sink.write(overlay_labels(rgb, labels))
+
+    def __exit__(self, *exc: object) -> None:
+        if self._sink is not None:
+            self._sink.__exit__(*exc)
+        h, w = self.hw if self.hw is not None else (None, None)
+        summary = {
+            "video": self.video,
+            "model": self.model_name,
+            "height": h,
+            "width": w,
+            "frames": self.frames,
+        }
+        (self.out / "masks.json").write_text(json.dumps(summary))
+
+    def report(self) -> str:
+        files = f"{len(self.frames)} PNG(s) in {self.out / 'masks'}/, {self.out / 'masks.json'}"
+        if self._sink is not None:
+            files += f", {self.out / 'overlay.mp4'}"
+        return files

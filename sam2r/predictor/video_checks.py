@@ -1,0 +1,86 @@
+"""Checking what a user passes to the video predictor, and turning it into what runs.
+
+    frame_idx = check_frame(session, frame_idx)              # an int in range, or an error
+    track = get_track(session, obj_id)                        # a known object, or an error
+    order = propagation_order(session, start, max_num, reverse)  # the frames to visit
+
+Every check raises before the session is touched, with what was given and what was expected
+(`TypeError` for the wrong kind of value, `ValueError` for a value out of range).
+
+What is left to others: checking and mapping prompts (`sam2r.predictor.prompts`), the
+constructor's own arguments and everything that runs (`sam2r.predictor.video.VideoPredictor`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+import numpy as np
+
+from sam2r.predictor.prompts import check_obj_id
+from sam2r.predictor.session import ObjectTrack, VideoSession
+
+
+def check_frame(session: VideoSession, frame_idx: Any) -> int:
+    """The frame index as an int, after checking the session and that the frame exists.
+
+    A live session also checks that the stream still holds the frame.
+    """
+    if not isinstance(session, VideoSession):
+        raise TypeError(
+            f"expected a VideoSession from init_session(), got {type(session).__name__}"
+        )
+    if isinstance(frame_idx, bool) or not isinstance(frame_idx, (int, np.integer)):
+        raise TypeError(f"frame_idx must be an int, got {type(frame_idx).__name__}")
+    n = session.num_frames
+    if not 0 <= frame_idx < n:
+        raise ValueError(f"frame_idx {frame_idx} is out of range: the video has {n} frames")
+    if session.live:
+        session.frames.frame(int(frame_idx))  # raises for frames the stream no longer holds
+    return int(frame_idx)
+
+
+def get_track(session: VideoSession, obj_id: Hashable) -> ObjectTrack:
+    """The track of a known object (ValueError naming the known ids otherwise)."""
+    obj_id = check_obj_id(obj_id)
+    if obj_id not in session.objects:
+        session.obj_idx(obj_id)  # raises ValueError naming the known ids
+    return session.objects[obj_id]
+
+
+def check_max_frames(max_frame_num_to_track: Any) -> None:
+    """`propagate`'s `max_frame_num_to_track`: an int >= 0 or None."""
+    if max_frame_num_to_track is not None and (
+        isinstance(max_frame_num_to_track, bool)
+        or not isinstance(max_frame_num_to_track, (int, np.integer))
+        or max_frame_num_to_track < 0
+    ):
+        raise ValueError(
+            f"max_frame_num_to_track must be an int >= 0 or None, got {max_frame_num_to_track!r}"
+        )
+
+
+def propagation_order(
+    session: VideoSession,
+    start_frame_idx: int | None,
+    max_frame_num_to_track: int | None,
+    reverse: bool,
+) -> list[int]:
+    """The frames a propagation visits, in order (empty when reversing from frame 0).
+
+    Args:
+        session: a session whose prompts are committed (`cond_outputs` filled).
+        start_frame_idx: first frame, checked (None: the earliest conditioning frame).
+        max_frame_num_to_track: visit this many frames after the first (None: all).
+        reverse: towards the first frame.
+    """
+    if start_frame_idx is None:
+        start_frame_idx = min(t for tr in session.objects.values() for t in tr.cond_outputs)
+    n = session.num_frames
+    span = n if max_frame_num_to_track is None else int(max_frame_num_to_track)
+    if reverse:
+        end = max(start_frame_idx - span, 0)
+        return list(range(start_frame_idx, end - 1, -1)) if start_frame_idx > 0 else []
+    end = min(start_frame_idx + span, n - 1)
+    return list(range(start_frame_idx, end + 1))
