@@ -63,7 +63,7 @@ def test_folder_run_writes_palette_pngs_json_and_overlay(ckpt: str, tmp_path: Pa
     pngs = sorted((tmp_path / "masks").glob("*.png"))
     assert [p.name for p in pngs] == [f"{t:05d}.png" for t in range(8)]
     summary = json.loads((tmp_path / "masks.json").read_text())
-    assert (summary["height"], summary["width"], summary["model"]) == (H, W, "micro")
+    assert (summary["height"], summary["width"], summary["model"]) == (H, W, "sam2r_micro")
     assert [f["frame_idx"] for f in summary["frames"]] == list(range(8))
     for png, frame in zip(pngs, summary["frames"], strict=True):
         with Image.open(png) as im:
