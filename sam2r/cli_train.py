@@ -43,8 +43,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def plot_curve(log_csv: Path, out: Path | None = None) -> Path:
-    """Plot the loss terms of a run's `log.csv` against the step (a PNG next to it)."""
+def plot_curve(logs: Path | list[Path], out: Path | None = None) -> Path:
+    """Plot the loss terms of one run's `log.csv` (or of consecutive stages, each continuing
+    the step count of the previous one) against the step; a PNG next to the last log."""
     from sam2r.cli import CliError
 
     try:
@@ -54,25 +55,31 @@ def plot_curve(log_csv: Path, out: Path | None = None) -> Path:
         import matplotlib.pyplot as plt
     except ImportError:
         raise CliError("plotting needs matplotlib: pip install 'sam2r[plot]'") from None
-    with open(log_csv) as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise CliError(f"{log_csv} has no logged steps yet")
-    steps = [int(r["step"]) for r in rows]
+    logs = [Path(logs)] if isinstance(logs, (str, Path)) else [Path(p) for p in logs]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    axes[0].plot(steps, [float(r["loss"]) for r in rows], label="total (weighted)")
-    axes[0].set_yscale("log")
-    axes[0].set_xlabel("step")
-    axes[0].set_title("training loss")
-    axes[0].legend()
-    for key in ("focal", "dice", "iou", "object_score"):
-        axes[1].plot(steps, [float(r[key]) for r in rows], label=key)
-    axes[1].set_yscale("log")
-    axes[1].set_xlabel("step")
-    axes[1].set_title("loss terms (unweighted)")
-    axes[1].legend()
+    offset = 0
+    for k, log_csv in enumerate(logs):
+        with open(log_csv) as f:
+            rows = list(csv.DictReader(f))
+        if not rows:
+            raise CliError(f"{log_csv} has no logged steps yet")
+        steps = [offset + int(r["step"]) for r in rows]
+        stage = f"stage {k + 1}: " if len(logs) > 1 else ""
+        axes[0].plot(steps, [float(r["loss"]) for r in rows], label=f"{stage}total (weighted)")
+        for key in ("focal", "dice", "iou", "object_score"):
+            axes[1].plot(steps, [float(r[key]) for r in rows], label=f"{stage}{key}")
+        offset = steps[-1]
+        if len(logs) > 1:
+            for ax in axes:
+                ax.axvline(offset, color="grey", lw=0.5)
+    for ax, title in zip(axes, ("training loss", "loss terms (unweighted)"), strict=True):
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(title)
+        ax.legend(fontsize=7)
     fig.tight_layout()
-    out = out or log_csv.with_name("curve.png")
+    out = Path(out) if out is not None else logs[-1].with_name("curve.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out

@@ -47,7 +47,8 @@ def test_offline_without_cache_says_how_to_pass_a_checkpoint(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    rc = main(["image", IMAGE, "--point", "148,156", "--out", str(tmp_path / "out")])
+    out = str(tmp_path / "out")
+    rc = main(["image", IMAGE, "--point", "148,156", "--model", "sam2.1-tiny", "--out", out])
     assert rc == 2
     assert "--checkpoint" in capsys.readouterr().err
 

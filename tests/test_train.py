@@ -270,3 +270,52 @@ def test_ddp_with_two_gloo_processes(tmp_path: Path) -> None:
     assert "2 processes" in proc.stdout
     state = torch.load(out / "checkpoints" / "checkpoint.pt", weights_only=True)
     assert state["world_size"] == 2 and state["steps"] == 2
+
+
+def test_plot_curve_of_two_stages(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from sam2r.cli_train import plot_curve
+
+    logs = []
+    for k in range(2):
+        log = tmp_path / f"s{k}" / "log.csv"
+        log.parent.mkdir()
+        with open(log, "w", newline="") as f:
+            w = csv.DictWriter(
+                f, fieldnames=("step", "loss", "focal", "dice", "iou", "object_score")
+            )
+            w.writeheader()
+            for step in (10, 20):
+                w.writerow(
+                    dict(step=step, loss=1.0 / step, focal=0.1, dice=0.5, iou=0.2, object_score=0.1)
+                )
+        logs.append(log)
+    png = plot_curve(logs, tmp_path / "curve.png")
+    from PIL import Image
+
+    assert Image.open(png).size == (1100, 400)
+
+
+def test_finetune_from_a_checkpoint_with_a_frozen_image_encoder(tmp_path: Path) -> None:
+    """The documented fine-tuning recipe: start from official-format weights, keep Hiera fixed."""
+    from sam2r.build import save_checkpoint
+    from sam2r.cli import main
+
+    start = build_model("sam2r_micro")
+    ckpt = save_checkpoint(start, tmp_path / "start.pt")
+    root = _davis_tree(tmp_path / "davis")
+    out = tmp_path / "run"
+    args = [
+        *_tiny_overrides(root, out, 2),
+        f"model.checkpoint={ckpt}",
+        "model.freeze_image_encoder=true",
+        "optim.lr=1e-2",
+        "prompts.mask_prob=0",
+    ]
+    assert main(["train", *args]) == 0
+    after = build_model("sam2r_micro", checkpoint=out / "model.pt").state_dict()
+    before = start.state_dict()
+    encoder = [k for k in before if k.startswith("image_encoder.")]
+    assert all(torch.equal(before[k], after[k]) for k in encoder)
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert any(k.startswith("sam_mask_decoder.") for k in changed)

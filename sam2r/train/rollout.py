@@ -173,9 +173,9 @@ def rollout(
             )
             bank[t] = _Stored(mem.features, mem.pos, out.obj_ptr, is_init or t in correct)
 
-    if not steps:  # a mask-prompted single image: nothing to learn
-        zero = feats.embed.sum() * 0.0
-        return zero, {}
+    if not steps:  # only mask-prompted frames: nothing to learn, a zero that backpropagates
+        param = next(p for p in model.parameters() if p.requires_grad)
+        return param.sum() * 0.0, {}
     total = torch.stack([s.total for s in steps]).sum() / t_len
     logs = {
         name: float(torch.stack([getattr(s, name).detach() for s in steps]).sum()) / t_len
