@@ -4,6 +4,7 @@ Public API:
 
     model = sam2r.build_model("sam2.1_hiera_t", checkpoint="sam2.1_hiera_tiny.pt")
     model = sam2r.from_pretrained("facebook/sam2.1-hiera-tiny")      # needs the `hub` extra
+    model = sam2r.from_pretrained("sam2r_micro")                     # bundled, offline
     predictor = sam2r.ImagePredictor(model)
     video = sam2r.VideoPredictor(model)
 

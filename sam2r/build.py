@@ -25,7 +25,14 @@ from typing import Any, NamedTuple
 
 import torch
 
-from sam2r.config import HF_MODELS, VARIANTS, SAM2Config, get_config, resolve_name
+from sam2r.config import (
+    BUNDLED_VARIANT,
+    HF_MODELS,
+    VARIANTS,
+    SAM2Config,
+    get_config,
+    resolve_name,
+)
 from sam2r.model.sam2 import SAM2Model
 
 __all__ = [
@@ -468,11 +475,12 @@ def from_pretrained(
     cache_dir: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> SAM2Model:
-    """A released model with its official weights, from the Hugging Face hub (or its cache).
+    """A released model with its official weights, from the Hugging Face hub (or its cache),
+    or sam2r's bundled small model (`"sam2r_micro"`, no download: it ships in the package).
 
     Args:
         name: a hub id (`"facebook/sam2.1-hiera-tiny"`) or any name `resolve_name` accepts
-            (`"sam2.1-tiny"`, `"sam2.1_hiera_t"`).
+            (`"sam2.1-tiny"`, `"sam2.1_hiera_t"`, `"sam2r_micro"`).
         device: where the model goes.
         cache_dir: the hub cache directory (default: the hub's own, `HF_HUB_CACHE`).
         **kwargs: passed to `build_model` (e.g. `dtype`).
@@ -482,5 +490,19 @@ def from_pretrained(
         RuntimeError: the file is neither cached nor downloadable; the message says how to pass
             a local checkpoint instead.
     """
+    variant = resolve_name(name)
+    if variant == BUNDLED_VARIANT:
+        return build_model(variant, checkpoint=bundled_checkpoint(), device=device, **kwargs)
     path = download_checkpoint(name, cache_dir=cache_dir)
-    return build_model(resolve_name(name), checkpoint=path, device=device, **kwargs)
+    return build_model(variant, checkpoint=path, device=device, **kwargs)
+
+
+def bundled_checkpoint() -> Path:
+    """Path of the bundled `sam2r_micro` weights (official format, inside the package)."""
+    path = Path(__file__).parent / "assets" / "sam2r_micro.pt"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"the bundled model {str(path)!r} is missing: reinstall sam2r, or train it again "
+            "with `sam2r train configs/train/synth_micro.yaml` and copy runs/synth_micro/model.pt"
+        )
+    return path

@@ -7,7 +7,8 @@
 JSON summary (scores, areas, boxes). `everything` writes every mask found as an SA-1B-style
 JSON (`<stem>_masks.json`, COCO RLE segmentations) and an overlay PNG. The model is
 `--checkpoint PATH` (variant recognised from the file, or `--model NAME`), else `--model NAME`
-from the Hugging Face hub cache (downloaded when online; default `sam2.1-hiera-tiny`).
+from the Hugging Face hub cache (downloaded when online), else the bundled `sam2r_micro` (a
+small model trained by sam2r on synthetic videos; see README, "Training").
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
+DEFAULT_MODEL = "sam2r_micro"  # bundled in the package: works offline, no download
 # DAVIS-style colours for object 1, 2, ... (RGB)
 _COLOURS = np.array(
     [[128, 0, 0], [0, 128, 0], [128, 128, 0], [0, 0, 128], [128, 0, 128], [0, 128, 128],

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def cmd_train(args: argparse.Namespace) -> int:
     from sam2r.cli import CliError
@@ -57,6 +59,7 @@ def plot_curve(logs: Path | list[Path], out: Path | None = None) -> Path:
         raise CliError("plotting needs matplotlib: pip install 'sam2r[plot]'") from None
     logs = [Path(logs)] if isinstance(logs, (str, Path)) else [Path(p) for p in logs]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    colours = {"loss": "C0", "focal": "C1", "dice": "C2", "iou": "C3", "object_score": "C4"}
     offset = 0
     for k, log_csv in enumerate(logs):
         with open(log_csv) as f:
@@ -64,17 +67,24 @@ def plot_curve(logs: Path | list[Path], out: Path | None = None) -> Path:
         if not rows:
             raise CliError(f"{log_csv} has no logged steps yet")
         steps = [offset + int(r["step"]) for r in rows]
-        stage = f"stage {k + 1}: " if len(logs) > 1 else ""
-        axes[0].plot(steps, [float(r["loss"]) for r in rows], label=f"{stage}total (weighted)")
-        for key in ("focal", "dice", "iou", "object_score"):
-            axes[1].plot(steps, [float(r[key]) for r in rows], label=f"{stage}{key}")
+        for ax, keys in ((axes[0], ("loss",)), (axes[1], ("focal", "dice", "iou", "object_score"))):
+            for key in keys:
+                values = np.array([float(r[key]) for r in rows])
+                smooth = (
+                    np.convolve(values, np.ones(10) / 10, mode="valid")
+                    if len(rows) > 20
+                    else values
+                )
+                ax.plot(steps, values, color=colours[key], alpha=0.25, lw=0.7)
+                label = ("total (weighted)" if key == "loss" else key) if k == 0 else None
+                ax.plot(steps[len(steps) - len(smooth) :], smooth, color=colours[key], label=label)
         offset = steps[-1]
-        if len(logs) > 1:
+        if len(logs) > 1 and k < len(logs) - 1:
             for ax in axes:
-                ax.axvline(offset, color="grey", lw=0.5)
+                ax.axvline(offset, color="grey", lw=0.8, ls="--")
     for ax, title in zip(axes, ("training loss", "loss terms (unweighted)"), strict=True):
         ax.set_yscale("log")
-        ax.set_xlabel("step")
+        ax.set_xlabel("step" if len(logs) == 1 else "step (dashed: next stage)")
         ax.set_title(title)
         ax.legend(fontsize=7)
     fig.tight_layout()
