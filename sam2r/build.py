@@ -42,6 +42,7 @@ __all__ = [
     "download_checkpoint",
     "from_pretrained",
     "load_checkpoint",
+    "official_state_dict",
     "read_state_dict",
     "save_checkpoint",
     "state_dict_shapes",
@@ -307,6 +308,14 @@ def load_checkpoint(
     return _load_into(model, read_state_dict(path), strict, repr(str(path)))
 
 
+def official_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict as official checkpoints store it: CPU float32 tensors."""
+    return {
+        k: v.detach().to(device="cpu", dtype=torch.float32).contiguous()
+        for k, v in model.state_dict().items()
+    }
+
+
 def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike[str]) -> Path:
     """Write `{"model": state_dict}` (CPU float32 tensors, the official format) with torch.save.
 
@@ -314,10 +323,7 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike[str]) -> Pat
     Returns the path written.
     """
     path = Path(path)
-    state_dict = {
-        k: v.detach().to(device="cpu", dtype=torch.float32).contiguous()
-        for k, v in model.state_dict().items()
-    }
+    state_dict = official_state_dict(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".safetensors":
         try:

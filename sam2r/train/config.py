@@ -105,7 +105,11 @@ class TrainConfig:
     run: RunSection = field(default_factory=RunSection)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Nested dicts of plain values (tuples as lists), for YAML and checkpoints."""
+        return {
+            name: {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+            for name, values in dataclasses.asdict(self).items()
+        }
 
 
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(TrainConfig)}

@@ -11,7 +11,6 @@ horizontal flip. Under DDP every rank draws from its own seed.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -153,45 +152,22 @@ def synthetic_samples(cfg: DataSection, size: int, seed: int) -> Iterator[Sample
             yield s
 
 
-def davis_sequences(root: Path, split: str) -> list[str]:
-    """Sequences of a DAVIS-style root (ImageSets/2017/<split>.txt, else every folder)."""
-    listing = root / "ImageSets" / "2017" / f"{split}.txt"
-    if listing.is_file():
-        return [line.strip() for line in listing.read_text().splitlines() if line.strip()]
-    ann = _level(root / "Annotations")
-    return sorted(p.name for p in ann.iterdir() if p.is_dir())
-
-
-def _level(path: Path) -> Path:
-    """`path/480p` when that resolution level exists, else `path`."""
-    return path / "480p" if (path / "480p").is_dir() else path
-
-
 def davis_samples(cfg: DataSection, size: int, seed: int) -> Iterator[Sample]:
-    """Clips from a DAVIS-style folder: T frames every 1..max_stride frames, every frame
-    annotated (`JPEGImages/480p/<seq>/*.jpg`, `Annotations/480p/<seq>/*.png`)."""
+    """Clips from a DAVIS-style folder (laid out as `sam2r.eval.vos_infer.VosDataset` reads
+    it): T annotated frames every 1..max_stride frames."""
+    from sam2r.eval.vos_infer import VosDataset
+
     if cfg.root is None:
         raise ValueError("data.source=davis needs data.root (a DAVIS-style folder)")
-    root = Path(cfg.root)
-    if not root.is_dir():
-        raise ValueError(f"data.root {str(root)!r} is not a directory")
-    seqs = davis_sequences(root, cfg.split)
-    if not seqs:
-        raise ValueError(f"no sequences under {str(root)!r} for split {cfg.split!r}")
-    images, anns = _level(root / "JPEGImages"), _level(root / "Annotations")
+    data = VosDataset.open(cfg.root)
     index = []
-    for seq in seqs:
-        pngs = sorted((anns / seq).glob("*.png"))
-        if not pngs:
-            raise ValueError(f"sequence {seq!r} has no annotations under {str(anns / seq)!r}")
-        jpgs = {
-            p.stem: p for p in (images / seq).iterdir() if p.suffix.lower() in (".jpg", ".jpeg")
-        }
-        pairs = [(jpgs[p.stem], p) for p in pngs if p.stem in jpgs]
-        if pairs:
-            index.append(pairs)
-    if not index:
-        raise ValueError(f"no frame of {str(root)!r} has both a JPEG and an annotation PNG")
+    for name in data.sequence_names(cfg.split):
+        seq = data.sequence(name)
+        annotated = seq.annotated_frames()
+        if not annotated:
+            raise ValueError(f"sequence {name!r} has no annotations under {str(seq.ann_dir)!r}")
+        names = seq.frame_names
+        index.append([(seq.frames.paths[i], seq.ann_dir / f"{names[i]}.png") for i in annotated])
     rng = np.random.default_rng(seed)
     while True:
         pairs = index[int(rng.integers(len(index)))]

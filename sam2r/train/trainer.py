@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from sam2r.build import build_model
+from sam2r.build import build_model, official_state_dict
 from sam2r.train.config import TrainConfig
 from sam2r.train.data import make_samples
 from sam2r.train.optim import apply_freezing, lr_factor, make_optimizer, set_lr
@@ -69,10 +69,6 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
-
-
-def _model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
 def train(
@@ -128,7 +124,7 @@ def train(
         print(f"training {cfg.model.name} on {device}, {where}, from step {start}", flush=True)
         out.mkdir(parents=True, exist_ok=True)
         with open(out / "config.yaml", "w") as f:
-            yaml.safe_dump(_plain(cfg.to_dict()), f, sort_keys=False)
+            yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
         log_path = out / "log.csv"
         new_log = start == 0 or not log_path.is_file()
         log_file = open(log_path, "w" if new_log else "a", newline="")
@@ -180,16 +176,16 @@ def train(
                 _save(
                     ckpt_path,
                     {
-                        "model": _model_state(model),
+                        "model": official_state_dict(model),
                         "optimizer": optimizer.state_dict(),
                         "steps": done,
                         "world_size": world,
-                        "config": _plain(cfg.to_dict()),
+                        "config": cfg.to_dict(),
                     },
                 )
         final = out / "model.pt"
         if rank == 0:
-            _save(final, {"model": _model_state(model)})
+            _save(final, {"model": official_state_dict(model)})
         if world > 1:
             dist.barrier()
         return final
@@ -208,12 +204,3 @@ def _to(sample: Any, device: torch.device) -> Any:
 
 def _fmt(v: float) -> str:
     return str(int(v)) if float(v).is_integer() and abs(v) >= 1 else f"{v:.6g}"
-
-
-def _plain(x: Any) -> Any:
-    """Tuples -> lists, for YAML and `weights_only` checkpoints."""
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return x
