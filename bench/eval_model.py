@@ -33,7 +33,8 @@ import torch
 from sam2r.build import build_model
 from sam2r.data.synthetic import SynthConfig, make_image, split_seed
 from sam2r.eval.davis import evaluate
-from sam2r.eval.vos_infer import LabelMerger, VosDataset, collect_prompts, write_labels
+from sam2r.eval.vos_infer import LabelMerger, VosDataset, collect_prompts
+from sam2r.io.masks import write_palette_png
 from sam2r.predictor.image import ImagePredictor
 from sam2r.predictor.video import VideoPredictor
 
@@ -74,7 +75,7 @@ def track_sequence(
             for row, obj_id in enumerate(result.obj_ids):
                 merger.add(t, int(obj_id), result.masks[row, 0])
             labels = merger.pop(t, seq.frames.hw)
-            write_labels(out_dir / seq.name / f"{seq.frame_names[t]}.png", labels, palette)
+            write_palette_png(out_dir / seq.name / f"{seq.frame_names[t]}.png", labels, palette)
             if not memory:
                 for track in session.objects.values():
                     track.non_cond_outputs.pop(t, None)

@@ -311,21 +311,6 @@ class LabelMerger:
 # ----------------------------------------------------------------------------------------------
 # one sequence
 # ----------------------------------------------------------------------------------------------
-def write_labels(path: Path, labels: np.ndarray, palette: list[int] | None) -> None:
-    """A palette PNG of object ids, with the input annotation's palette when it had one.
-
-    (`sam2r.io.masks.write_palette_png` always writes the DAVIS palette, which is the right
-    fallback.)
-    """
-    if palette is None:
-        write_palette_png(path, labels)
-        return
-    image = Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8), mode="L")
-    image.putpalette(palette)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG")
-
-
 def is_done(seq: VosSequence, out_dir: Path) -> bool:
     """Whether `out_dir/<seq>/` already has a PNG for every frame."""
     return all((out_dir / seq.name / f"{n}.png").is_file() for n in seq.frame_names)
@@ -369,7 +354,7 @@ def infer_sequence(
 
     def emit(t: int) -> None:
         nonlocal written
-        write_labels(seq_out / f"{names[t]}.png", merger.pop(t, hw), palette)
+        write_palette_png(seq_out / f"{names[t]}.png", merger.pop(t, hw), palette)
         written += 1
         if on_frame is not None:
             on_frame()

@@ -38,12 +38,16 @@ def davis_palette() -> np.ndarray:
     return pal.astype(np.uint8)
 
 
-def write_palette_png(path: str | os.PathLike[str], label_map: Any) -> Path:
-    """Write object ids (H, W) uint8 (0 = background) as a DAVIS-palette PNG.
+def write_palette_png(
+    path: str | os.PathLike[str], label_map: Any, palette: Sequence[int] | None = None
+) -> Path:
+    """Write object ids (H, W) uint8 (0 = background) as a palette PNG.
 
     Args:
         path: the PNG to write (parent folders are created).
         label_map: (H, W) integer array with values 0..255.
+        palette: flat RGB list to store (e.g. copied from an input annotation); None: the DAVIS
+            palette.
 
     Returns:
         The path written.
@@ -60,7 +64,8 @@ def write_palette_png(path: str | os.PathLike[str], label_map: Any) -> Path:
             )
         arr = arr.astype(np.uint8)
     image = Image.fromarray(np.ascontiguousarray(arr))  # mode "L"
-    image.putpalette(davis_palette().tobytes())  # -> mode "P", the ids are the indices
+    # -> mode "P", the ids are the indices
+    image.putpalette(davis_palette().tobytes() if palette is None else list(palette))
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     image.save(out, format="PNG")
