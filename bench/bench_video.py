@@ -95,6 +95,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reference", default=str(DEFAULT_REF))
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "video.json"))
     args = ap.parse_args()
     sides = {"sam2r": sys.executable, "reference": args.reference}
@@ -118,7 +119,7 @@ def main() -> None:
                     "s_per_frame": med,
                     "ratio": med["sam2r"] / med["reference"],
                 }
-        for n in (100, 1000):
+        for n in () if args.skip_rss else (100, 1000):
             clip = Path(tmp) / f"clip{n}"
             write_clip(clip, n)
             res["rss"][f"{n}_frames"] = {
@@ -126,8 +127,9 @@ def main() -> None:
                 for s, py in sides.items()
             }
             print(f"rss {n}: done", file=sys.stderr)
-    growth = {s: res["rss"]["1000_frames"][s] / res["rss"]["100_frames"][s] for s in sides}
-    res["rss"]["growth_1000_over_100"] = growth
+    if not args.skip_rss:
+        growth = {s: res["rss"]["1000_frames"][s] / res["rss"]["100_frames"][s] for s in sides}
+        res["rss"]["growth_1000_over_100"] = growth
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1))
     for k, v in res["speed"].items():
@@ -136,6 +138,8 @@ def main() -> None:
             f"{k}: sam2r {m['sam2r']:.2f} s/frame, official {m['reference']:.2f} s/frame, "
             f"ratio {v['ratio']:.2f}"
         )
+    if args.skip_rss:
+        return
     for n in (100, 1000):
         r = res["rss"][f"{n}_frames"]
         print(

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sam2r.config import HieraConfig
-from sam2r.model.common import MLP
+from sam2r.model.common import MLP, Linear
 
 
 def window_partition(x: Tensor, window: int) -> tuple[Tensor, tuple[int, int]]:
@@ -77,8 +77,8 @@ class MultiScaleAttention(nn.Module):
         self.dim_out = dim_out
         self.num_heads = num_heads
         self.q_pool = q_pool
-        self.qkv = nn.Linear(dim, dim_out * 3)
-        self.proj = nn.Linear(dim_out, dim_out)
+        self.qkv = Linear(dim, dim_out * 3)
+        self.proj = Linear(dim_out, dim_out)
 
     def forward(self, x: Tensor) -> Tensor:
         b, h, w, _ = x.shape
@@ -126,7 +126,7 @@ class MultiScaleBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim_out, eps=1e-6)
         self.mlp = MLP(dim_out, int(dim_out * mlp_ratio), dim_out, num_layers=2, activation=nn.GELU)
         if dim != dim_out:
-            self.proj = nn.Linear(dim, dim_out)
+            self.proj = Linear(dim, dim_out)
         self.drop_path = 0.0
 
     def _drop_path(self, x: Tensor) -> Tensor:

@@ -3,6 +3,13 @@
 
 Batch-first throughout: curr (B, HW, C), memory (B, M, mem_dim). Object-pointer tokens sit at the
 end of the memory and get no RoPE (`num_k_exclude_rope`).
+
+The cross-attention is where a tracked frame spends its time: 4096 queries against up to
+7 x 4096 memory tokens at 1024 px. Its values carry no RoPE, so for CPU inference they are not
+projected to the attention width first: softmax(Q K^T) (M Wv^T + bv) = (softmax(Q K^T) M) Wv^T
++ bv (each row of the softmax sums to 1), and the weighted sum runs over the memory's 64
+channels instead of 256. That takes the attention from 2 x 256 to 256 + 64 multiply-adds per
+query-key pair, the same numbers up to float rounding (~1e-7).
 """
 
 from __future__ import annotations
@@ -12,7 +19,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sam2r.config import MemoryAttentionConfig
-from sam2r.model.common import Attention
+from sam2r.model.common import (
+    Attention,
+    Linear,
+    linear,
+    merge_heads,
+    onednn_matmul_t,
+    split_heads,
+    use_onednn,
+)
 from sam2r.model.position import apply_rope, axial_rope_angles
 
 
@@ -56,7 +71,12 @@ class RoPEAttention(Attention):
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, num_k_exclude_rope: int = 0) -> Tensor:
         """q (B, HW, C), k/v (B, M, kv_in_dim) -> (B, HW, C)."""
-        q, k, v = self.project(q, k, v)
+        fold = self._fold_values(q, v)
+        if fold:
+            h = self.num_heads
+            q, k = split_heads(self.q_proj(q), h), split_heads(self.k_proj(k), h)
+        else:
+            q, k, v = self.project(q, k, v)
         cos, sin = self._cos_sin(q.shape[-2], q.device)
         q = apply_rope(q, cos, sin)
         n_rope = k.shape[-2] - num_k_exclude_rope
@@ -65,7 +85,43 @@ class RoPEAttention(Attention):
                 raise ValueError("keys differ from queries in length but rope_k_repeat is off")
             k_rope = apply_rope(k[:, :, :n_rope], cos, sin)
             k = torch.cat([k_rope, k[:, :, n_rope:]], dim=2) if num_k_exclude_rope else k_rope
+        if fold:
+            return self._attend_folded(q, k, v)
         return self.attend(q, k, v)
+
+    def _fold_values(self, q: Tensor, v: Tensor) -> bool:
+        """Attend over the raw values (see the module docstring): CPU inference, values narrower
+        than a head, and oneDNN's GEMM (with MKL's the saved work is lost to the extra passes)."""
+        return (
+            self.kv_in_dim < self.head_dim
+            and not (self.training and self.dropout_p > 0)
+            and use_onednn(q, self.q_proj.weight)
+            and use_onednn(v, self.v_proj.weight)
+        )
+
+    def _attend_folded(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """softmax(q k^T / sqrt(d)) v per head, then v_proj and out_proj.
+
+        q (B, heads, N, d) and k (B, heads, M, d) with RoPE applied; v (B, M, kv_in_dim) raw.
+        """
+        b, h, n, d = q.shape
+        m = k.shape[2]
+        q = q * d**-0.5
+        wv = self.v_proj.weight.view(h, d, -1)  # (heads, d, kv_in_dim)
+        bv = self.v_proj.bias.view(h, d)
+        # queries in chunks whose (chunk, M) scores stay near 16 MB: written by one GEMM, read
+        # by the softmax and the next GEMM while still in cache
+        chunk = max(32, min(1024, 1 << max(0, (4 * 2**20 // max(m, 1)).bit_length() - 1)))
+        out = q.new_empty(b, h, n, d)
+        for bi in range(b):
+            vt = v[bi].t().contiguous()  # (kv_in_dim, M)
+            for hi in range(h):
+                kh = k[bi, hi]  # (M, d)
+                for i in range(0, n, chunk):
+                    weights = torch.softmax(onednn_matmul_t(q[bi, hi, i : i + chunk], kh), -1)
+                    mixed = onednn_matmul_t(weights, vt)  # (chunk, kv_in_dim)
+                    torch.addmm(bv[hi], mixed, wv[hi].t(), out=out[bi, hi, i : i + chunk])
+        return self.out_proj(merge_heads(out))
 
 
 class MemoryAttentionLayer(nn.Module):
@@ -90,8 +146,8 @@ class MemoryAttentionLayer(nn.Module):
             dropout=cfg.dropout,
             kv_in_dim=cfg.kv_in_dim,
         )
-        self.linear1 = nn.Linear(d, cfg.dim_feedforward)
-        self.linear2 = nn.Linear(cfg.dim_feedforward, d)
+        self.linear1 = Linear(d, cfg.dim_feedforward)
+        self.linear2 = Linear(cfg.dim_feedforward, d)
         self.norm1 = nn.LayerNorm(d)
         self.norm2 = nn.LayerNorm(d)
         self.norm3 = nn.LayerNorm(d)
@@ -116,7 +172,7 @@ class MemoryAttentionLayer(nn.Module):
             self.cross_attn_image(x, memory + pos, memory, num_k_exclude_rope=num_k_exclude_rope)
         )
         x = self.norm3(tgt)
-        x = self.linear2(self._drop(F.relu(self.linear1(x))))
+        x = self.linear2(self._drop(linear(x, self.linear1, "relu")))
         return tgt + self._drop(x)
 
 

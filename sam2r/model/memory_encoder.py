@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from sam2r.config import MemoryEncoderConfig
-from sam2r.model.common import LayerNorm2d
+from sam2r.model.common import LayerNorm2d, Linear, linear
 from sam2r.model.position import PositionEmbeddingSine
 
 
@@ -72,14 +72,14 @@ class CXBlock(nn.Module):
         super().__init__()
         self.dwconv = nn.Conv2d(dim, dim, kernel_size=kernel_size, padding=padding, groups=dim)
         self.norm = LayerNorm2d(dim, eps=1e-6)
-        self.pwconv1 = nn.Linear(dim, 4 * dim)
+        self.pwconv1 = Linear(dim, 4 * dim)
         self.act = nn.GELU()
-        self.pwconv2 = nn.Linear(4 * dim, dim)
+        self.pwconv2 = Linear(4 * dim, dim)
         self.gamma = nn.Parameter(layer_scale_init_value * torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.norm(self.dwconv(x)).permute(0, 2, 3, 1)  # (B, H, W, C)
-        y = self.gamma * self.pwconv2(self.act(self.pwconv1(y)))
+        y = self.gamma * self.pwconv2(linear(y, self.pwconv1, "gelu"))
         return x + y.permute(0, 3, 1, 2)
 
 

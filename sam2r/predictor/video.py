@@ -38,6 +38,7 @@ import torch
 
 from sam2r.io.frames import FrameSource, LiveFrames, open_frames
 from sam2r.model.sam2 import SAM2Model
+from sam2r.predictor.allocator import tune_malloc
 from sam2r.predictor.bank import (
     clear_prompts,
     commit_prompts,
@@ -105,6 +106,8 @@ class VideoPredictor:
         ):
             raise ValueError(f"feature_cache_size must be an int >= 1, got {feature_cache_size!r}")
         self.model = model
+        if model.device.type == "cpu":
+            tune_malloc()  # large blocks reused, not page-faulted afresh (see allocator.py)
         self.fill_hole_area = area
         self.non_overlap_masks = (
             cfg.non_overlap_masks if non_overlap_masks is None else bool(non_overlap_masks)
