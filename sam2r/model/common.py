@@ -91,8 +91,18 @@ def linear(x: Tensor, layer: nn.Linear, act: str = "none") -> Tensor:
     return y
 
 
+def onednn_pack(b: Tensor, rows: int) -> Tensor:
+    """b (N, K) reordered into oneDNN's GEMM layout for products with `rows`-row inputs.
+
+    A right-hand side used by many `onednn_matmul_t` calls is packed once here instead of
+    being reordered inside every call (for the 20k x 256 keys of a memory read, 1.2-1.6x faster).
+    """
+    return torch.ops.mkldnn._reorder_linear_weight(b.contiguous(), rows)
+
+
 def onednn_matmul_t(a: Tensor, b: Tensor) -> Tensor:
-    """a @ b.T through oneDNN, for a (..., K) and b (N, K); only where `use_onednn(a, b)`."""
+    """a @ b.T through oneDNN, for a (..., K) and b (N, K) (or `onednn_pack(b)`); only where
+    `use_onednn(a, b)`."""
     return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
 
 

@@ -25,6 +25,7 @@ from sam2r.model.common import (
     linear,
     merge_heads,
     onednn_matmul_t,
+    onednn_pack,
     split_heads,
     use_onednn,
 )
@@ -105,18 +106,17 @@ class RoPEAttention(Attention):
         q (B, heads, N, d) and k (B, heads, M, d) with RoPE applied; v (B, M, kv_in_dim) raw.
         """
         b, h, n, d = q.shape
-        m = k.shape[2]
         q = q * d**-0.5
         wv = self.v_proj.weight.view(h, d, -1)  # (heads, d, kv_in_dim)
         bv = self.v_proj.bias.view(h, d)
-        # queries in chunks whose (chunk, M) scores stay near 16 MB: written by one GEMM, read
-        # by the softmax and the next GEMM while still in cache
-        chunk = max(32, min(1024, 1 << max(0, (4 * 2**20 // max(m, 1)).bit_length() - 1)))
+        # 128 queries at a time: their (128, M) scores are written by one GEMM and read by the
+        # softmax and the next GEMM while still in cache; the keys and values are packed once
+        chunk = 128
         out = q.new_empty(b, h, n, d)
         for bi in range(b):
-            vt = v[bi].t().contiguous()  # (kv_in_dim, M)
+            vt = onednn_pack(v[bi].t(), chunk)  # (kv_in_dim, M)
             for hi in range(h):
-                kh = k[bi, hi]  # (M, d)
+                kh = onednn_pack(k[bi, hi], chunk)  # (M, d)
                 for i in range(0, n, chunk):
                     weights = torch.softmax(onednn_matmul_t(q[bi, hi, i : i + chunk], kh), -1)
                     mixed = onednn_matmul_t(weights, vt)  # (chunk, kv_in_dim)
@@ -156,6 +156,23 @@ class MemoryAttentionLayer(nn.Module):
     def _drop(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.dropout_p, self.training) if self.dropout_p else x
 
+    def self_attend(self, tgt: Tensor) -> Tensor:
+        """The part of the layer that does not read the memory: tgt (B, HW, C) + self-attention."""
+        x = self.norm1(tgt)
+        return tgt + self._drop(self.self_attn(x, x, x))
+
+    def attend_memory(
+        self, tgt: Tensor, memory: Tensor, pos: Tensor, num_k_exclude_rope: int = 0
+    ) -> Tensor:
+        """The rest of the layer: cross-attention to the memory, then the MLP."""
+        x = self.norm2(tgt)
+        tgt = tgt + self._drop(
+            self.cross_attn_image(x, memory + pos, memory, num_k_exclude_rope=num_k_exclude_rope)
+        )
+        x = self.norm3(tgt)
+        x = self.linear2(self._drop(linear(x, self.linear1, "relu")))
+        return tgt + self._drop(x)
+
     def forward(
         self,
         tgt: Tensor,
@@ -165,15 +182,7 @@ class MemoryAttentionLayer(nn.Module):
         num_k_exclude_rope: int = 0,
     ) -> Tensor:
         """tgt (B, HW, C), memory (B, M, mem_dim), pos (B, M, mem_dim)."""
-        x = self.norm1(tgt)
-        tgt = tgt + self._drop(self.self_attn(x, x, x))
-        x = self.norm2(tgt)
-        tgt = tgt + self._drop(
-            self.cross_attn_image(x, memory + pos, memory, num_k_exclude_rope=num_k_exclude_rope)
-        )
-        x = self.norm3(tgt)
-        x = self.linear2(self._drop(linear(x, self.linear1, "relu")))
-        return tgt + self._drop(x)
+        return self.attend_memory(self.self_attend(tgt), memory, pos, num_k_exclude_rope)
 
 
 class MemoryAttention(nn.Module):
@@ -189,6 +198,14 @@ class MemoryAttention(nn.Module):
         self.layers = nn.ModuleList(MemoryAttentionLayer(cfg) for _ in range(cfg.num_layers))
         self.norm = nn.LayerNorm(cfg.d_model)
 
+    def first_self_attention(self, curr: Tensor, curr_pos: Tensor) -> Tensor:
+        """What the first layer computes before it reads the memory: (B, HW, C).
+
+        It depends on the frame alone, so the objects tracked on one frame can share it (pass
+        it to `forward` as `first`): the official code computes it again for every object.
+        """
+        return self.layers[0].self_attend(curr + 0.1 * curr_pos)
+
     def forward(
         self,
         curr: Tensor,
@@ -196,9 +213,17 @@ class MemoryAttention(nn.Module):
         memory: Tensor,
         memory_pos: Tensor,
         num_obj_ptr_tokens: int = 0,
+        first: Tensor | None = None,
     ) -> Tensor:
-        """curr, curr_pos (B, HW, C); memory, memory_pos (B, M, mem_dim) -> (B, HW, C)."""
-        x = curr + 0.1 * curr_pos
-        for layer in self.layers:
-            x = layer(x, memory, curr_pos, memory_pos, num_k_exclude_rope=num_obj_ptr_tokens)
+        """curr, curr_pos (B, HW, C); memory, memory_pos (B, M, mem_dim) -> (B, HW, C).
+
+        `first`: `first_self_attention(curr, curr_pos)` when already computed (batch B or 1).
+        """
+        if first is None:
+            first = self.first_self_attention(curr, curr_pos)
+        x = first.expand(memory.shape[0], -1, -1)
+        for i, layer in enumerate(self.layers):
+            if i > 0:
+                x = layer.self_attend(x)
+            x = layer.attend_memory(x, memory, memory_pos, num_obj_ptr_tokens)
         return self.norm(x)

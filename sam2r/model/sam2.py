@@ -40,6 +40,9 @@ class ImageFeatures(NamedTuple):
     embed: Tensor  # (B, C, h, w) stride-16 features (without no_mem_embed)
     pos: Tensor  # (B, C, h, w) sine position encoding of `embed`
     high_res: tuple[Tensor, Tensor]  # (B, C/8, 4h, 4w), (B, C/4, 2h, 2w), after conv_s0 / conv_s1
+    # (B, hw, C) the memory attention's first step, which reads no memory (`memory_queries`);
+    # None until computed. Every object tracked on the frame starts from it.
+    memory_queries: Tensor | None = None
 
 
 class FrameOutput(NamedTuple):
@@ -318,8 +321,18 @@ class SAM2Model(nn.Module):
         _, c, h, w = feats.embed.shape
         curr = feats.embed.flatten(2).transpose(1, 2).expand(b, -1, -1)  # (B, hw, C)
         pos = feats.pos.flatten(2).transpose(1, 2).expand(b, -1, -1)
-        out = self.memory_attention(curr, pos, memory, memory_pos, num_obj_ptr_tokens)
+        out = self.memory_attention(
+            curr, pos, memory, memory_pos, num_obj_ptr_tokens, first=feats.memory_queries
+        )
         return out.transpose(1, 2).reshape(b, c, h, w)
+
+    def with_memory_queries(self, feats: ImageFeatures) -> ImageFeatures:
+        """`feats` with `memory_queries` filled in, for reuse by every object on the frame."""
+        if feats.memory_queries is not None:
+            return feats
+        curr = feats.embed.flatten(2).transpose(1, 2)  # (B, hw, C)
+        pos = feats.pos.flatten(2).transpose(1, 2)
+        return feats._replace(memory_queries=self.memory_attention.first_self_attention(curr, pos))
 
     def spatial_memory_tokens(
         self, features: Tensor, pos: Tensor, t_pos: int

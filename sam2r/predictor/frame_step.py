@@ -115,6 +115,10 @@ def condition_on_memory(
 ) -> Tensor:
     """(1, C, h, w) features of the frame after attending to the object's memory."""
     cfg, device = model.cfg, model.device
+    if feats.memory_queries is None:
+        # computed once per frame and cached with its features: every object starts from it
+        feats = model.with_memory_queries(feats)
+        session.cache_features(frame_idx, feats)
     plan = plan_memory(
         frame_idx,
         reverse,
