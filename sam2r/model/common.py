@@ -106,6 +106,17 @@ def onednn_matmul_t(a: Tensor, b: Tensor) -> Tensor:
     return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
 
 
+def conv1x1(x: Tensor, conv: nn.Conv2d) -> Tensor:
+    """`conv(x)` for a 1x1 convolution, x (B, C, H, W); with oneDNN (see `linear`) it runs as a
+    linear layer over the channels-last pixels and returns a channels-last (B, C', H, W) view."""
+    x_cl = x.permute(0, 2, 3, 1)  # (B, H, W, C), free when x is channels-last already
+    w = conv.weight.view(conv.out_channels, conv.in_channels)
+    if not use_onednn(x_cl, w):
+        return conv(x)
+    out = torch.ops.mkldnn._linear_pointwise(x_cl, w, conv.bias, "none", [], "")
+    return out.permute(0, 3, 1, 2)
+
+
 class Linear(nn.Linear):
     """`nn.Linear` whose large CPU inference inputs run through oneDNN (see `linear`)."""
 

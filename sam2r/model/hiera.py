@@ -42,11 +42,36 @@ def window_unpartition(
     return x
 
 
-def pool_channels_last(x: Tensor, pool: nn.Module | None) -> Tensor:
-    """Apply a 2-D pooling module to a channels-last (B, H, W, C) tensor."""
+def pool_channels_last(x: Tensor, pool: nn.MaxPool2d | None) -> Tensor:
+    """Apply a max-pooling module to a channels-last (B, H, W, C) tensor.
+
+    Without autograd, a pooling whose kernel equals its stride is an elementwise maximum of the
+    s*s strided views of the tensor as it lies in memory: the same values, without
+    max_pool2d's layout changes and argmax indices.
+    """
     if pool is None:
         return x
+    sh, sw = _pair(pool.kernel_size)
+    if (
+        not (torch.is_grad_enabled() and x.requires_grad)
+        and (sh, sw) == _pair(pool.stride)
+        and _pair(pool.padding) == (0, 0)
+        and _pair(pool.dilation) == (1, 1)
+        and not pool.ceil_mode
+    ):
+        b, h, w, c = x.shape
+        blocks = x[:, : h // sh * sh, : w // sw * sw].reshape(b, h // sh, sh, w // sw, sw, c)
+        out = blocks[:, :, 0, :, 0]
+        for i in range(sh):
+            for j in range(sw):
+                if i or j:
+                    out = torch.maximum(out, blocks[:, :, i, :, j])
+        return out
     return pool(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
 class PatchEmbed(nn.Module):
@@ -183,6 +208,7 @@ class Hiera(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, dim, *cfg.window_pos_embed_bkg_spatial_size))
         w0 = cfg.window_spec[0]
         self.pos_embed_window = nn.Parameter(torch.zeros(1, dim, w0, w0))
+        self._pe_cache: tuple[tuple, Tensor] | None = None
 
         dpr = [cfg.drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # stochastic depth
         self.blocks = nn.ModuleList()
@@ -209,7 +235,29 @@ class Hiera(nn.Module):
         self.channel_list = [self.blocks[i].dim_out for i in self.stage_ends[::-1]]
 
     def _pos_embed(self, hw: tuple[int, int]) -> Tensor:
-        """Background pos-embed resized to (h, w) plus the tiled window embed: (1, h, w, C)."""
+        """Background pos-embed resized to (h, w) plus the tiled window embed: (1, h, w, C).
+
+        Without autograd the result is kept until either parameter changes (a bicubic resize
+        per image otherwise).
+        """
+        key = (
+            hw,
+            self.pos_embed._version,
+            self.pos_embed.data_ptr(),
+            self.pos_embed_window._version,
+            self.pos_embed_window.data_ptr(),
+        )
+        grad = torch.is_grad_enabled() and (
+            self.pos_embed.requires_grad or self.pos_embed_window.requires_grad
+        )
+        if not grad and self._pe_cache is not None and self._pe_cache[0] == key:
+            return self._pe_cache[1]
+        pe = self._compute_pos_embed(hw)
+        if not grad:
+            self._pe_cache = (key, pe)
+        return pe
+
+    def _compute_pos_embed(self, hw: tuple[int, int]) -> Tensor:
         pe = F.interpolate(self.pos_embed, size=hw, mode="bicubic")
         win = self.pos_embed_window
         pe = pe + win.tile([a // b for a, b in zip(pe.shape, win.shape, strict=True)])

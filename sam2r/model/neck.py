@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sam2r.config import NeckConfig
+from sam2r.model.common import conv1x1
 from sam2r.model.hiera import Hiera
 from sam2r.model.position import PositionEmbeddingSine
 
@@ -50,7 +51,7 @@ class FpnNeck(nn.Module):
         out: list[Tensor] = [None] * (n + 1)  # type: ignore[list-item]
         prev = None
         for i in range(n, -1, -1):
-            lateral = self.convs[n - i](xs[i])
+            lateral = conv1x1(xs[i], self.convs[n - i].conv)
             if i in self.top_down and prev is not None:
                 mode = self.cfg.fpn_interp_model
                 up = F.interpolate(

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sam2r.config import SAM2Config
-from sam2r.model.common import MLP
+from sam2r.model.common import MLP, conv1x1
 from sam2r.model.hiera import Hiera
 from sam2r.model.mask_decoder import DecoderOutput, DecoderTokens, MaskDecoder
 from sam2r.model.memory_attention import MemoryAttention
@@ -120,8 +120,8 @@ class SAM2Model(nn.Module):
     def encode_image(self, images: Tensor) -> ImageFeatures:
         """images: (B, 3, S, S) normalised -> features of the three levels."""
         out = self.image_encoder(images)
-        s0 = self.sam_mask_decoder.conv_s0(out.features[0])
-        s1 = self.sam_mask_decoder.conv_s1(out.features[1])
+        s0 = conv1x1(out.features[0], self.sam_mask_decoder.conv_s0)
+        s1 = conv1x1(out.features[1], self.sam_mask_decoder.conv_s1)
         return ImageFeatures(out.features[-1], out.pos[-1], (s0, s1))
 
     def no_memory(self, feats: ImageFeatures) -> Tensor:
