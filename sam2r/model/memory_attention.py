@@ -29,7 +29,7 @@ from sam2r.model.common import (
     split_heads,
     use_onednn,
 )
-from sam2r.model.position import apply_rope, axial_rope_angles
+from sam2r.model.position import apply_rope, apply_rope_, axial_rope_angles
 
 
 class RoPEAttention(Attention):
@@ -60,6 +60,7 @@ class RoPEAttention(Attention):
         self.rope_k_repeat = rope_k_repeat
         self.head_dim = self.internal_dim // num_heads
         self._angles: dict[tuple[int, int, torch.device], tuple[Tensor, Tensor]] = {}
+        self._freqs: dict[tuple[int, torch.device], Tensor] = {}
         self.feat_sizes = feat_sizes
 
     def _cos_sin(self, n: int, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -72,12 +73,9 @@ class RoPEAttention(Attention):
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, num_k_exclude_rope: int = 0) -> Tensor:
         """q (B, HW, C), k/v (B, M, kv_in_dim) -> (B, HW, C)."""
-        fold = self._fold_values(q, v)
-        if fold:
-            h = self.num_heads
-            q, k = split_heads(self.q_proj(q), h), split_heads(self.k_proj(k), h)
-        else:
-            q, k, v = self.project(q, k, v)
+        if self._fold_values(q, v):
+            return self._forward_folded(q, k, v, num_k_exclude_rope)
+        q, k, v = self.project(q, k, v)
         cos, sin = self._cos_sin(q.shape[-2], q.device)
         q = apply_rope(q, cos, sin)
         n_rope = k.shape[-2] - num_k_exclude_rope
@@ -86,9 +84,25 @@ class RoPEAttention(Attention):
                 raise ValueError("keys differ from queries in length but rope_k_repeat is off")
             k_rope = apply_rope(k[:, :, :n_rope], cos, sin)
             k = torch.cat([k_rope, k[:, :, n_rope:]], dim=2) if num_k_exclude_rope else k_rope
-        if fold:
-            return self._attend_folded(q, k, v)
         return self.attend(q, k, v)
+
+    def _forward_folded(self, q: Tensor, k: Tensor, v: Tensor, num_k_exclude_rope: int) -> Tensor:
+        """`forward` for CPU inference: RoPE rotates the fresh projections in place (no copies
+        of the 20k x 256 keys), and the attention runs over the raw values."""
+        h = self.num_heads
+        q, k = split_heads(self.q_proj(q), h), split_heads(self.k_proj(k), h)
+        n = q.shape[-2]
+        key = (n, q.device)
+        if key not in self._freqs:
+            cos, sin = self._cos_sin(n, q.device)
+            self._freqs[key] = torch.complex(cos, sin)
+        apply_rope_(q, self._freqs[key])
+        n_rope = k.shape[-2] - num_k_exclude_rope
+        if n_rope > 0:
+            if n_rope % n or (n_rope != n and not self.rope_k_repeat):
+                raise ValueError("keys differ from queries in length but rope_k_repeat is off")
+            apply_rope_(k[:, :, :n_rope], self._freqs[key])
+        return self._attend_folded(q, k, v)
 
     def _fold_values(self, q: Tensor, v: Tensor) -> bool:
         """Attend over the raw values (see the module docstring): CPU inference, values narrower

@@ -124,3 +124,13 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     a, b = xf[..., 0], xf[..., 1]
     out = torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1)
     return out.flatten(-2).type_as(x)
+
+
+def apply_rope_(x: Tensor, freqs: Tensor) -> Tensor:
+    """`apply_rope` in place, for inference: x (..., R*N, D) float32 whose channel pairs are
+    contiguous, freqs (N, D/2) = cos + i*sin. One pass over x, no copies (the angles are
+    broadcast over the R frames instead of repeated)."""
+    n = freqs.shape[0]
+    xc = torch.view_as_complex(x.unflatten(-1, (-1, 2)))  # (..., R*N, D/2)
+    xc.unflatten(-2, (-1, n)).mul_(freqs)  # (..., R, N, D/2)
+    return x
