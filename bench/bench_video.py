@@ -1,7 +1,10 @@
 """Video benchmark: sam2r vs the official SAM 2 video predictor in the same run.
 
 1. Seconds per tracked frame for 1 and 3 objects (`sam2.1_hiera_t`, 1024 px, synthetic
-   weights, a folder of JPEG frames, prompts on frame 0; the first tracked frame is excluded).
+   weights, a folder of JPEG frames, prompts on frame 0), in two phases: while the memory bank
+   fills (tracked frames 2-6, which read 2-6 memories; the first tracked frame is excluded as
+   warm-up) and once it is full (frames 7 and later read the prompted frame and the 6 latest,
+   as every later frame of a video does).
 2. Peak RSS of a whole session (open the video, prompt, propagate everything) for a 100- and a
    1,000-frame video. At 1024 px a 1,000-frame run takes hours on a 2-core CPU, so this part
    uses the `micro` config (256 px); what grows with the video length is the same.
@@ -9,7 +12,7 @@
 Each measurement runs in its own process, the two implementations alternating. Hole filling is
 off on both sides (the official code skips it on the CPU anyway).
 
-    python bench/bench_video.py [--frames 4] [--rounds 1] [--reference PYTHON]
+    python bench/bench_video.py [--frames 9] [--rounds 2] [--reference PYTHON]
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from pathlib import Path
 import numpy as np
 from _common import DEFAULT_REF, FIXTURES, ROOT, run_worker  # a sibling file
 from PIL import Image
+
+# tracked-frame ranges (1-based, inclusive) of the two phases
+PHASES = {"filling": (2, 6), "full": (7, 10_000)}
 
 PROMPTS = [  # (obj_id, points, labels) on frame 0 of the fixture clip (320x240)
     (1, [[58, 84]], [1]),
@@ -68,7 +74,7 @@ peak = 0
 for line in open("/proc/self/status"):
     if line.startswith("VmHWM"):
         peak = int(line.split()[1]) / 1024
-print(json.dumps({"frame_s": times[2:], "init_s": init_s, "peak_rss_mb": peak}))
+print(json.dumps({"frame_s": times[1:], "init_s": init_s, "peak_rss_mb": peak}))
 """
 
 
@@ -90,8 +96,8 @@ def run(side: str, python: str, cfg: str, video: Path, n_obj: int, threads: int)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=5, help="frames tracked at 1024 px")
-    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--frames", type=int, default=9, help="frames tracked at 1024 px")
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reference", default=str(DEFAULT_REF))
     ap.add_argument("--skip-speed", action="store_true")
@@ -105,20 +111,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_speed:
             clip = Path(tmp) / "short"
-            write_clip(clip, args.frames + 2)
+            write_clip(clip, args.frames + 1)
             for n_obj in (1, 3):
-                per = {s: [] for s in sides}
+                per: dict[str, dict[str, list[float]]] = {p: {s: [] for s in sides} for p in PHASES}
                 for r in range(args.rounds):
                     for side in sides if r % 2 == 0 else list(sides)[::-1]:
-                        per[side] += run(side, sides[side], tiny, clip, n_obj, args.threads)[
-                            "frame_s"
-                        ]
+                        times = run(side, sides[side], tiny, clip, n_obj, args.threads)["frame_s"]
+                        for phase, (lo, hi) in PHASES.items():
+                            per[phase][side] += times[lo - 1 : hi]  # times[0]: tracked frame 1
                         print(f"speed {n_obj} obj {side}: done", file=sys.stderr)
-                med = {s: statistics.median(v) for s, v in per.items()}
-                res["speed"][f"{n_obj}_obj"] = {
-                    "s_per_frame": med,
-                    "ratio": med["sam2r"] / med["reference"],
-                }
+                for phase, p in per.items():
+                    if not p["sam2r"]:
+                        continue
+                    med = {s: statistics.median(v) for s, v in p.items()}
+                    res["speed"][f"{n_obj}_obj_{phase}"] = {
+                        "s_per_frame": med,
+                        "ratio": med["sam2r"] / med["reference"],
+                        "frames": len(p["sam2r"]),
+                    }
         for n in () if args.skip_rss else (100, 1000):
             clip = Path(tmp) / f"clip{n}"
             write_clip(clip, n)

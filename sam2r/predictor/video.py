@@ -128,7 +128,7 @@ class VideoPredictor:
         *,
         offload_video_to_cpu: bool = False,
         offload_state_to_cpu: bool = False,
-        state_budget_mb: float | None = 128,
+        state_budget_mb: float | None = 16,
         spill_dir: str | None = None,
     ) -> VideoSession:
         """Open a video. Frames are decoded only when a step needs them.
@@ -142,7 +142,9 @@ class VideoPredictor:
                 GPU, frees accelerator memory on long videos).
             state_budget_mb: RAM for the stored masks and memories of all objects; the least
                 recently used beyond it go to a temporary file and come back when read (results
-                are unchanged). None: keep everything in memory.
+                are unchanged). The states tracking reads are used on every frame and stay
+                resident; the others are read back from the page-cached file when a prompt or a
+                re-propagation needs them. None: keep everything in memory.
             spill_dir: where that temporary file goes (default: the system temp dir).
         """
         del offload_video_to_cpu  # frames are decoded on demand, on the CPU
