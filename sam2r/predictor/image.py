@@ -26,7 +26,6 @@ from sam2r.ops.transforms import (
     transform_boxes,
     transform_coords,
 )
-from sam2r.predictor.allocator import tune_malloc
 from sam2r.predictor.prompts import as_tensor, check_inside, float_tensor
 
 
@@ -82,8 +81,6 @@ class ImagePredictor:
         if not isinstance(model, SAM2Model):
             raise TypeError(f"model must be a sam2r SAM2Model, got {type(model).__name__}")
         self.model = model
-        if model.device.type == "cpu":
-            tune_malloc()  # large blocks reused, not page-faulted afresh (see allocator.py)
         self.mask_threshold = float(mask_threshold)
         self.max_hole_area = _area("max_hole_area", max_hole_area)
         self.max_sprinkle_area = _area("max_sprinkle_area", max_sprinkle_area)
