@@ -98,7 +98,9 @@ def test_mlp_fuses_its_activation() -> None:
 @needs_onednn
 @pytest.mark.parametrize("heads", [1, 2])
 @pytest.mark.parametrize("n_ptr", [0, 16])
-def test_cross_attention_over_raw_values_matches_sdpa(heads: int, n_ptr: int) -> None:
+def test_cross_attention_over_raw_values_matches_sdpa(
+    heads: int, n_ptr: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     torch.manual_seed(0)
     attn = RoPEAttention(256, heads, feat_sizes=(16, 16), rope_k_repeat=True, kv_in_dim=64).eval()
     q = torch.randn(2, 256, 256)
@@ -107,16 +109,16 @@ def test_cross_attention_over_raw_values_matches_sdpa(heads: int, n_ptr: int) ->
     with torch.inference_mode():
         assert attn._fold_values(q, mem)
         folded = attn(q, mem + pos, mem, num_k_exclude_rope=n_ptr)
-    # the same module on the projected values through SDPA
-    with torch.inference_mode():
-        qh, kh, vh = attn.project(q, mem + pos, mem)
-        cos, sin = attn._cos_sin(256, q.device)
-        from sam2r.model.position import apply_rope
-
-        qh = apply_rope(qh, cos, sin)
-        n_rope = kh.shape[2] - n_ptr
-        kh = torch.cat([apply_rope(kh[:, :, :n_rope], cos, sin), kh[:, :, n_rope:]], dim=2)
-        want = attn.attend(qh, kh, vh)
+    # the same module with the fast paths off: projected values through SDPA
+    monkeypatch.setenv("SAM2R_ONEDNN", "0")
+    common._onednn_linear_available.cache_clear()
+    try:
+        with torch.inference_mode():
+            assert not attn._fold_values(q, mem)
+            want = attn(q, mem + pos, mem, num_k_exclude_rope=n_ptr)
+    finally:
+        monkeypatch.delenv("SAM2R_ONEDNN")
+        common._onednn_linear_available.cache_clear()
     assert _rel_err(folded, want) < 1e-5
 
 

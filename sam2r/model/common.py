@@ -74,6 +74,13 @@ def use_onednn(x: Tensor, weight: Tensor) -> bool:
     )
 
 
+def _onednn_linear(x: Tensor, weight: Tensor, bias: Tensor | None, act: str = "none") -> Tensor:
+    """act(x @ weight.T + bias) in one oneDNN call (the one place that calls its private op);
+    act one of "none", "relu", "gelu" (exact erf)."""
+    algorithm = "none" if act == "gelu" else ""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, act, [], algorithm)
+
+
 def linear(x: Tensor, layer: nn.Linear, act: str = "none") -> Tensor:
     """`act(layer(x))` for x (..., in_features), act one of "none", "relu", "gelu" (exact erf).
 
@@ -81,8 +88,7 @@ def linear(x: Tensor, layer: nn.Linear, act: str = "none") -> Tensor:
     activation fused; everything else through `F.linear`.
     """
     if use_onednn(x, layer.weight):
-        algorithm = "none" if act == "gelu" else ""
-        return torch.ops.mkldnn._linear_pointwise(x, layer.weight, layer.bias, act, [], algorithm)
+        return _onednn_linear(x, layer.weight, layer.bias, act)
     y = F.linear(x, layer.weight, layer.bias)
     if act == "relu":
         return F.relu(y)
@@ -103,7 +109,7 @@ def onednn_pack(b: Tensor, rows: int) -> Tensor:
 def onednn_matmul_t(a: Tensor, b: Tensor) -> Tensor:
     """a @ b.T through oneDNN, for a (..., K) and b (N, K) (or `onednn_pack(b)`); only where
     `use_onednn(a, b)`."""
-    return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
+    return _onednn_linear(a, b, None)
 
 
 def conv1x1(x: Tensor, conv: nn.Conv2d) -> Tensor:
@@ -113,8 +119,7 @@ def conv1x1(x: Tensor, conv: nn.Conv2d) -> Tensor:
     w = conv.weight.view(conv.out_channels, conv.in_channels)
     if not use_onednn(x_cl, w):
         return conv(x)
-    out = torch.ops.mkldnn._linear_pointwise(x_cl, w, conv.bias, "none", [], "")
-    return out.permute(0, 3, 1, 2)
+    return _onednn_linear(x_cl, w, conv.bias).permute(0, 3, 1, 2)
 
 
 class Linear(nn.Linear):

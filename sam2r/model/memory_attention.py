@@ -99,8 +99,10 @@ class RoPEAttention(Attention):
         apply_rope_(q, self._freqs[key])
         n_rope = k.shape[-2] - num_k_exclude_rope
         if n_rope > 0:
-            if n_rope % n or (n_rope != n and not self.rope_k_repeat):
+            if n_rope != n and not self.rope_k_repeat:
                 raise ValueError("keys differ from queries in length but rope_k_repeat is off")
+            if n_rope % n:
+                raise ValueError(f"{n_rope} RoPE keys are not whole frames of {n} queries")
             apply_rope_(k[:, :, :n_rope], self._freqs[key])
         return self._attend_folded(q, k, v)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 
@@ -29,18 +30,14 @@ _M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
 _THRESHOLD = 1 << 30
 
-_state: dict[str, bool] = {}
 
-
+@functools.cache
 def tune_malloc() -> bool:
     """Raise glibc's mmap and trim thresholds to 1 GB, once per process.
 
     Returns:
         True when the thresholds are (or were already) set by this function.
     """
-    if "done" in _state:
-        return _state["done"]
-    _state["done"] = False
     if os.environ.get("SAM2R_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
         return False
     try:
@@ -49,6 +46,4 @@ def tune_malloc() -> bool:
     except (OSError, AttributeError):
         return False
     ok = libc.mallopt(_M_MMAP_THRESHOLD, _THRESHOLD) == 1
-    ok = libc.mallopt(_M_TRIM_THRESHOLD, _THRESHOLD) == 1 and ok
-    _state["done"] = ok
-    return ok
+    return libc.mallopt(_M_TRIM_THRESHOLD, _THRESHOLD) == 1 and ok
