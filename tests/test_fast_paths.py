@@ -2,11 +2,15 @@
 
 oneDNN linears (bias and activation fused), the memory cross-attention over raw values, 1x1
 convolutions as linears, max pooling on channels-last blocks, the cached Hiera position
-embedding, the shared first memory-attention step, and the malloc tuning of the predictors.
+embedding, the shared first memory-attention step, packed weights, the channels-last patch
+embedding, and the malloc tuning of the predictors.
 """
 
 from __future__ import annotations
 
+import copy
+import gc
+import io
 import subprocess
 import sys
 
@@ -17,8 +21,8 @@ from torch import nn
 
 from sam2r.config import VARIANTS
 from sam2r.model import common
-from sam2r.model.common import MLP, Linear, conv1x1, linear, use_onednn
-from sam2r.model.hiera import Hiera, pool_channels_last
+from sam2r.model.common import MLP, Linear, conv1x1, linear, pack_weights, use_onednn
+from sam2r.model.hiera import Hiera, PatchEmbed, pool_channels_last
 from sam2r.model.memory_attention import MemoryAttention, RoPEAttention
 
 needs_onednn = pytest.mark.skipif(
@@ -186,6 +190,73 @@ def test_shared_first_step_gives_the_same_memory_attention() -> None:
         first = ma.first_self_attention(curr, pos)  # batch 1, shared by the 3 objects
         shared = ma(curr, pos, memory, memory_pos, 4, first=first)
     assert torch.allclose(shared, plain, atol=1e-6, rtol=0)
+
+
+def test_patch_embed_writes_contiguous_tokens() -> None:
+    torch.manual_seed(0)
+    embed = PatchEmbed(32).eval()
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        got = embed(x)
+        want = embed.proj(x).permute(0, 2, 3, 1)
+    assert got.shape == (2, 16, 12, 32)
+    assert got.is_contiguous()  # the trunk's first LayerNorm and linears need no copy
+    assert torch.equal(got, want)
+
+
+@needs_onednn
+def test_packed_weights_give_the_same_bits_and_follow_the_weights() -> None:
+    torch.manual_seed(0)
+    layer = Linear(64, 96)
+    conv = nn.Conv2d(64, 16, kernel_size=1)
+    x = torch.randn(300, 64)
+    img = torch.randn(1, 64, 20, 20)
+    with torch.inference_mode():
+        plain, plain_conv = linear(x, layer, "relu"), conv1x1(img, conv)
+        pack_weights(nn.Sequential(layer, conv))
+        assert layer.pack_weight and conv.pack_weight
+        assert torch.equal(linear(x, layer, "relu"), plain)
+        assert torch.equal(conv1x1(img, conv), plain_conv)
+        assert common._PACKED.get(layer.weight) is not None
+    with torch.no_grad():
+        layer.weight.mul_(-2.0)  # an optimizer step or load_state_dict: in place
+    with torch.inference_mode():
+        assert _rel_err(layer(x), F.linear(x, layer.weight, layer.bias)) < 1e-5
+    # the packed copy is no part of the module's state: it copies, saves and frees as before
+    clone = copy.deepcopy(layer)
+    torch.save(layer, io.BytesIO())
+    assert set(layer.state_dict()) == {"weight", "bias"}
+    with torch.inference_mode():
+        assert torch.equal(clone(x), layer(x))
+    pack_weights(layer, False)
+    assert common._PACKED.get(layer.weight) is None
+    with torch.inference_mode():
+        clone(x)
+    n = len(common._PACKED)
+    del clone
+    gc.collect()
+    assert len(common._PACKED) == n - 1
+
+
+@needs_onednn
+def test_traced_and_compiled_graphs_take_the_portable_linear() -> None:
+    torch.manual_seed(0)
+    layer = pack_weights(Linear(64, 96)).eval()
+    x = torch.randn(300, 64)
+    with torch.no_grad():
+        graph = str(torch.export.export(layer, (x,)).graph)
+        assert "mkldnn" not in graph and "aten.linear" in graph
+        compiled = torch.compile(layer, backend="eager", fullgraph=True)  # no graph break
+        assert _rel_err(compiled(x), F.linear(x, layer.weight, layer.bias)) < 1e-5
+
+
+def test_packed_weights_leave_training_alone() -> None:
+    torch.manual_seed(0)
+    layer = pack_weights(Linear(64, 96))
+    x = torch.randn(300, 64, requires_grad=True)
+    layer(x).sum().backward()  # plain F.linear: nothing packed, gradients flow
+    assert layer.weight.grad is not None and x.grad is not None
+    assert common._PACKED.get(layer.weight) is None
 
 
 _FAULTS = r"""

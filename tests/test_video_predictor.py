@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES
+from conftest import FIXTURES, synthetic_model
 from PIL import Image
 
 from sam2r import SAM2Model
 from sam2r.io.frames import ArrayFrames, FolderFrames, open_frames, preprocess_frame
+from sam2r.model.common import Linear
 from sam2r.ops.masks import fill_holes_in_mask_scores
 from sam2r.predictor.memory import plan_memory, previous_memory_frame, select_cond_frames
 from sam2r.predictor.session import FrameState
@@ -335,6 +336,15 @@ def test_hole_filling_defaults_to_config(model: SAM2Model) -> None:
         assert torch.equal(fill_holes_in_mask_scores(low.low_res_masks, 8), low.low_res_masks)
     with pytest.raises(ValueError, match="fill_hole_area"):
         VideoPredictor(model, fill_hole_area=-1)
+
+
+def test_cpu_video_predictor_packs_the_linear_weights() -> None:
+    model = synthetic_model("micro")
+    VideoPredictor(model, pack_weights=False)
+    linears = [m for m in model.modules() if isinstance(m, Linear)]
+    assert linears and not any(getattr(m, "pack_weight", False) for m in linears)
+    VideoPredictor(model)  # the default, on the CPU
+    assert all(m.pack_weight for m in linears)
 
 
 def test_feature_cache_is_bounded_and_state_offloads(model: SAM2Model) -> None:

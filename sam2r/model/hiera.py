@@ -82,7 +82,12 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(3, embed_dim, kernel_size=7, stride=4, padding=3)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.proj(x).permute(0, 2, 3, 1)
+        # a channels-last weight makes the convolution write channels-last output (the same
+        # values), so the permute below is a view and the trunk starts on contiguous tokens
+        # instead of copying a (B, H/4, W/4, C) tensor out of NCHW order
+        p = self.proj
+        weight = p.weight.contiguous(memory_format=torch.channels_last)
+        return F.conv2d(x, weight, p.bias, p.stride, p.padding).permute(0, 2, 3, 1)
 
 
 class MultiScaleAttention(nn.Module):
@@ -261,7 +266,7 @@ class Hiera(nn.Module):
         pe = F.interpolate(self.pos_embed, size=hw, mode="bicubic")
         win = self.pos_embed_window
         pe = pe + win.tile([a // b for a, b in zip(pe.shape, win.shape, strict=True)])
-        return pe.permute(0, 2, 3, 1)
+        return pe.permute(0, 2, 3, 1).contiguous()
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """x: (B, 3, S, S) -> 4 stage outputs (B, C_i, S/4/2^i, S/4/2^i), i = 0..3."""

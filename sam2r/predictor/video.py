@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from sam2r.io.frames import FrameSource, LiveFrames, open_frames
+from sam2r.model.common import pack_weights as pack_layer_weights
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.allocator import tune_malloc
 from sam2r.predictor.bank import (
@@ -83,6 +84,9 @@ class VideoPredictor:
         feature_cache_size: image features of this many recently visited frames are kept per
             session (for repeated clicks on a frame).
         check_bounds: raise on points or boxes outside the frame (the official code accepts them).
+        pack_weights: on the CPU, keep the model's linear weights in oneDNN's GEMM layout between
+            frames (5-10% faster layers, the same results, one more copy of those weights in
+            RAM: about 150 MB for the tiny model). False leaves the model as it is.
     """
 
     def __init__(
@@ -92,6 +96,7 @@ class VideoPredictor:
         non_overlap_masks: bool | None = None,
         feature_cache_size: int = 4,
         check_bounds: bool = True,
+        pack_weights: bool = True,
     ) -> None:
         if not isinstance(model, SAM2Model):
             raise TypeError(f"model must be a sam2r SAM2Model, got {type(model).__name__}")
@@ -108,6 +113,8 @@ class VideoPredictor:
         self.model = model
         if model.device.type == "cpu":
             tune_malloc()  # large blocks reused, not page-faulted afresh (see allocator.py)
+            if pack_weights:
+                pack_layer_weights(model)
         self.fill_hole_area = area
         self.non_overlap_masks = (
             cfg.non_overlap_masks if non_overlap_masks is None else bool(non_overlap_masks)
