@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sam2r.config import VARIANTS
-from sam2r.model import common
+from sam2r.model import common, memory_attention
 from sam2r.model.common import MLP, Linear, conv1x1, linear, pack_weights, use_onednn
 from sam2r.model.hiera import Hiera, PatchEmbed, pool_channels_last
 from sam2r.model.memory_attention import MemoryAttention, RoPEAttention
@@ -102,9 +102,11 @@ def test_mlp_fuses_its_activation() -> None:
 @needs_onednn
 @pytest.mark.parametrize("heads", [1, 2])
 @pytest.mark.parametrize("n_ptr", [0, 16])
+@pytest.mark.parametrize("score_bytes", [64 << 20, 1])  # one block of queries; 128-row blocks
 def test_cross_attention_over_raw_values_matches_sdpa(
-    heads: int, n_ptr: int, monkeypatch: pytest.MonkeyPatch
+    heads: int, n_ptr: int, score_bytes: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(memory_attention, "_SCORE_BYTES", score_bytes)
     torch.manual_seed(0)
     attn = RoPEAttention(256, heads, feat_sizes=(16, 16), rope_k_repeat=True, kv_in_dim=64).eval()
     q = torch.randn(2, 256, 256)
@@ -124,6 +126,16 @@ def test_cross_attention_over_raw_values_matches_sdpa(
         monkeypatch.delenv("SAM2R_ONEDNN")
         common._onednn_linear_available.cache_clear()
     assert _rel_err(folded, want) < 1e-5
+
+
+def test_query_blocks_keep_the_scores_within_their_budget() -> None:
+    block = memory_attention._query_block
+    assert block(7 * 4096 + 64) == 512  # a full bank at 1024 px
+    assert block(26 * 4096) == 128  # many prompted frames: never below 128 rows
+    for keys in (1, 1000, 40_000, 90_000):
+        rows = block(keys)
+        assert rows % 64 == 0 and 128 <= rows <= 512
+        assert rows == 128 or rows * keys * 4 <= memory_attention._SCORE_BYTES
 
 
 def test_cross_attention_folds_only_for_inference() -> None:

