@@ -12,7 +12,12 @@
 Each measurement runs in its own process, the two implementations alternating. Hole filling is
 off on both sides (the official code skips it on the CPU anyway).
 
-    python bench/bench_video.py [--frames 9] [--rounds 2] [--reference PYTHON]
+    python bench/bench_video.py [--frames 9] [--rounds 2] [--skip-speed] [--skip-rss]
+        [--reference PYTHON]
+
+A part skipped keeps its results from the last run in the output file. Each speed figure also
+lists the ratio of every round on its own (sam2r's median over the official's, same round), to
+show how much the shared machine moved.
 """
 
 from __future__ import annotations
@@ -114,12 +119,20 @@ def main() -> None:
             write_clip(clip, args.frames + 1)
             for n_obj in (1, 3):
                 per: dict[str, dict[str, list[float]]] = {p: {s: [] for s in sides} for p in PHASES}
+                rounds: dict[str, list[float]] = {p: [] for p in PHASES}  # each round's ratio
                 for r in range(args.rounds):
+                    this: dict[str, dict[str, list[float]]] = {p: {} for p in PHASES}
                     for side in sides if r % 2 == 0 else list(sides)[::-1]:
                         times = run(side, sides[side], tiny, clip, n_obj, args.threads)["frame_s"]
                         for phase, (lo, hi) in PHASES.items():
-                            per[phase][side] += times[lo - 1 : hi]  # times[0]: tracked frame 1
+                            this[phase][side] = times[lo - 1 : hi]  # times[0]: tracked frame 1
+                            per[phase][side] += this[phase][side]
                         print(f"speed {n_obj} obj {side}: done", file=sys.stderr)
+                    for phase, t in this.items():
+                        if t["sam2r"]:
+                            rounds[phase].append(
+                                statistics.median(t["sam2r"]) / statistics.median(t["reference"])
+                            )
                 for phase, p in per.items():
                     if not p["sam2r"]:
                         continue
@@ -127,6 +140,7 @@ def main() -> None:
                     res["speed"][f"{n_obj}_obj_{phase}"] = {
                         "s_per_frame": med,
                         "ratio": med["sam2r"] / med["reference"],
+                        "ratio_per_round": rounds[phase],
                         "frames": len(p["sam2r"]),
                     }
         for n in () if args.skip_rss else (100, 1000):
@@ -140,16 +154,24 @@ def main() -> None:
     if not args.skip_rss:
         growth = {s: res["rss"]["1000_frames"][s] / res["rss"]["100_frames"][s] for s in sides}
         res["rss"]["growth_1000_over_100"] = growth
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=1))
+    out = Path(args.out)
+    if out.exists():  # a part skipped this time keeps its last results
+        last = json.loads(out.read_text())
+        for part, skipped in (("speed", args.skip_speed), ("rss", args.skip_rss)):
+            if skipped and part in last:
+                res[part] = last[part]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1))
     for k, v in res["speed"].items():
         m = v["s_per_frame"]
+        each = ", ".join(f"{x:.2f}" for x in v.get("ratio_per_round", []))
         print(
             f"{k}: sam2r {m['sam2r']:.2f} s/frame, official {m['reference']:.2f} s/frame, "
-            f"ratio {v['ratio']:.2f}"
+            f"ratio {v['ratio']:.2f} (rounds: {each})"
         )
-    if args.skip_rss:
+    if "growth_1000_over_100" not in res["rss"]:
         return
+    growth = res["rss"]["growth_1000_over_100"]
     for n in (100, 1000):
         r = res["rss"][f"{n}_frames"]
         print(
