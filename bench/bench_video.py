@@ -152,8 +152,9 @@ def main() -> None:
             }
             print(f"rss {n}: done", file=sys.stderr)
     if not args.skip_rss:
-        growth = {s: res["rss"]["1000_frames"][s] / res["rss"]["100_frames"][s] for s in sides}
-        res["rss"]["growth_1000_over_100"] = growth
+        res["rss"]["growth_1000_over_100"] = {
+            s: res["rss"]["1000_frames"][s] / res["rss"]["100_frames"][s] for s in sides
+        }
     out = Path(args.out)
     if out.exists():  # a part skipped this time keeps its last results
         last = json.loads(out.read_text())

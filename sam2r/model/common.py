@@ -92,7 +92,14 @@ def _onednn_linear(x: Tensor, weight: Tensor, bias: Tensor | None, act: str = "n
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, act, [], algorithm)
 
 
-# a packing layer's weight -> ((its version, its storage), the packed copy); weak, so that a
+def param_state(*tensors: Tensor) -> tuple[int, ...]:
+    """What identifies the contents of these tensors for a cache of values derived from them:
+    each one's version counter (bumped by every in-place change: an optimizer step,
+    `load_state_dict`) and storage (replaced by `.to()`, `.data =`)."""
+    return tuple(v for t in tensors for v in (t._version, t.data_ptr()))
+
+
+# a packing layer's weight -> (`param_state` of it, the packed copy); weak, so that a
 # dropped model takes its packed copies with it, and nothing is added to the modules' state
 # (keyed by identity: a tensor's == is elementwise)
 _PACKED = WeakIdKeyDictionary()
@@ -108,7 +115,7 @@ def pack_weights(module: nn.Module, enabled: bool = True) -> nn.Module:
     and is never saved or copied with the module. Returns `module`.
     """
     for m in module.modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
+        if isinstance(m, nn.Linear) or (isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)):
             m.pack_weight = bool(enabled)
             if not enabled:
                 _PACKED.pop(m.weight, None)
@@ -120,7 +127,7 @@ def _onednn_weight(layer: nn.Module, weight: Tensor) -> Tensor:
     if not getattr(layer, "pack_weight", False):
         return weight
     param = layer.weight
-    key = (param._version, param.data_ptr())
+    key = param_state(param)
     hit = _PACKED.get(param)
     if hit is None or hit[0] != key:
         hit = (key, onednn_pack(weight.detach(), _PACK_ROWS))

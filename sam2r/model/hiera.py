@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sam2r.config import HieraConfig
-from sam2r.model.common import MLP, Linear
+from sam2r.model.common import MLP, Linear, param_state
 
 
 def window_partition(x: Tensor, window: int) -> tuple[Tensor, tuple[int, int]]:
@@ -245,13 +245,7 @@ class Hiera(nn.Module):
         Without autograd the result is kept until either parameter changes (a bicubic resize
         per image otherwise).
         """
-        key = (
-            hw,
-            self.pos_embed._version,
-            self.pos_embed.data_ptr(),
-            self.pos_embed_window._version,
-            self.pos_embed_window.data_ptr(),
-        )
+        key = (hw, param_state(self.pos_embed, self.pos_embed_window))
         grad = torch.is_grad_enabled() and (
             self.pos_embed.requires_grad or self.pos_embed_window.requires_grad
         )

@@ -87,13 +87,19 @@ class RoPEAttention(Attention):
         q, k, v = self.project(q, k, v)
         cos, sin = self._cos_sin(q.shape[-2], q.device)
         q = apply_rope(q, cos, sin)
-        n_rope = k.shape[-2] - num_k_exclude_rope
+        n_rope = self._rope_keys(k, q.shape[-2], num_k_exclude_rope)
         if n_rope > 0:
-            if n_rope != q.shape[-2] and not self.rope_k_repeat:
-                raise ValueError("keys differ from queries in length but rope_k_repeat is off")
             k_rope = apply_rope(k[:, :, :n_rope], cos, sin)
             k = torch.cat([k_rope, k[:, :, n_rope:]], dim=2) if num_k_exclude_rope else k_rope
         return self.attend(q, k, v)
+
+    def _rope_keys(self, k: Tensor, n: int, num_k_exclude_rope: int) -> int:
+        """How many leading keys of k (..., M, d) get RoPE against n queries (the excluded
+        ones at the end are pointer tokens)."""
+        n_rope = k.shape[-2] - num_k_exclude_rope
+        if n_rope > 0 and n_rope != n and not self.rope_k_repeat:
+            raise ValueError("keys differ from queries in length but rope_k_repeat is off")
+        return n_rope
 
     def _forward_folded(self, q: Tensor, k: Tensor, v: Tensor, num_k_exclude_rope: int) -> Tensor:
         """`forward` for CPU inference: RoPE rotates the fresh projections in place (no copies
@@ -106,10 +112,8 @@ class RoPEAttention(Attention):
             cos, sin = self._cos_sin(n, q.device)
             self._freqs[key] = torch.complex(cos, sin)
         apply_rope_(q, self._freqs[key])
-        n_rope = k.shape[-2] - num_k_exclude_rope
+        n_rope = self._rope_keys(k, n, num_k_exclude_rope)
         if n_rope > 0:
-            if n_rope != n and not self.rope_k_repeat:
-                raise ValueError("keys differ from queries in length but rope_k_repeat is off")
             if n_rope % n:
                 raise ValueError(f"{n_rope} RoPE keys are not whole frames of {n} queries")
             apply_rope_(k[:, :, :n_rope], self._freqs[key])
