@@ -135,18 +135,18 @@ def main() -> None:
                             per[phase][side] += this[phase][side]
                         print(f"speed {n_obj} obj {side}: done", file=sys.stderr)
                     for phase, t in this.items():
-                        stat = PHASES[phase][2]
+                        stat = PHASES[phase][2]  # median or mean
                         if t["sam2r"]:
                             rounds[phase].append(stat(t["sam2r"]) / stat(t["reference"]))
                 for phase, p in per.items():
                     if not p["sam2r"]:
                         continue
                     stat = PHASES[phase][2]
-                    med = {s: stat(v) for s, v in p.items()}
+                    fig = {s: stat(v) for s, v in p.items()}
                     res["speed"][f"{n_obj}_obj_{phase}"] = {
-                        "s_per_frame": med,
+                        "s_per_frame": fig,
                         "statistic": stat.__name__,
-                        "ratio": med["sam2r"] / med["reference"],
+                        "ratio": fig["sam2r"] / fig["reference"],
                         "ratio_per_round": rounds[phase],
                         "frames": len(p["sam2r"]),
                     }
