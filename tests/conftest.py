@@ -16,6 +16,23 @@ from typing import Any
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parity"
+# the tests whose numbers depend on the CPU's kernels (the fast paths and the parity replays):
+# marked `kernels`, so that the README's test command runs them again with the CPU capped at
+# AVX2 (`-m kernels`), which shows on any machine what an AVX2-only CPU computes
+KERNEL_TESTS = (
+    "test_cpu_isa.py",
+    "test_fast_paths.py",
+    "test_image_parity.py",
+    "test_video_parity.py",
+    "test_amg_parity.py",
+    "test_precision.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in KERNEL_TESTS:
+            item.add_marker(pytest.mark.kernels)
 CONFIGS = ("micro", "sam2.1_hiera_t", "sam2_hiera_t")
 
 

@@ -213,11 +213,12 @@ def test_patch_embed_writes_contiguous_tokens() -> None:
         want = embed.proj(x).permute(0, 2, 3, 1)
     assert got.shape == (2, 16, 12, 32)
     assert got.is_contiguous()  # the trunk's first LayerNorm and linears need no copy
-    assert torch.equal(got, want)
+    # a channels-last convolution is another kernel: on AVX2 it sums in another order
+    assert _rel_err(got, want) < 1e-5
 
 
 @needs_onednn
-def test_packed_weights_give_the_same_bits_and_follow_the_weights() -> None:
+def test_packed_weights_give_the_same_numbers_and_follow_the_weights() -> None:
     torch.manual_seed(0)
     layer = Linear(64, 96)
     conv = nn.Conv2d(64, 16, kernel_size=1)
@@ -227,8 +228,10 @@ def test_packed_weights_give_the_same_bits_and_follow_the_weights() -> None:
         plain, plain_conv = linear(x, layer, "relu"), conv1x1(img, conv)
         pack_weights(nn.Sequential(layer, conv))
         assert layer.pack_weight and conv.pack_weight
-        assert torch.equal(linear(x, layer, "relu"), plain)
-        assert torch.equal(conv1x1(img, conv), plain_conv)
+        # the packed layout is made for 4096 rows, the call's own reorder for 300: oneDNN may
+        # block the sums differently on another CPU, so this is a tolerance, not bit-equality
+        assert _rel_err(linear(x, layer, "relu"), plain) < 1e-6
+        assert _rel_err(conv1x1(img, conv), plain_conv) < 1e-6
         assert common._PACKED.get(layer.weight) is not None
     with torch.no_grad():
         layer.weight.mul_(-2.0)  # an optimizer step or load_state_dict: in place
