@@ -13,7 +13,7 @@ import pytest
 
 import sam2r
 from sam2r.build import bundled_checkpoint, read_state_dict
-from sam2r.cli import main
+from sam2r.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "synth_davis"

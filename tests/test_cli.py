@@ -11,7 +11,7 @@ from conftest import FIXTURES
 from PIL import Image
 
 from sam2r import build_model, config_from_yaml
-from sam2r.cli import main
+from sam2r.cli.main import main
 from sam2r.testing import synthetic_checkpoint
 
 MICRO = str(FIXTURES / "configs" / "micro.json")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sam2r.cli import main
+from sam2r.cli.main import main
 from sam2r.io.masks import write_palette_png
 
 H, W = 32, 48

@@ -17,8 +17,9 @@ from conftest import FIXTURES, load_json
 from PIL import Image
 
 from sam2r import build_model, config_from_yaml
-from sam2r.cli import main
-from sam2r.cli_video import frame_order, label_map
+from sam2r.cli.main import main
+from sam2r.cli.video import frame_order
+from sam2r.cli.video_outputs import label_map
 from sam2r.io.masks import davis_palette, read_palette_png, write_palette_png
 from sam2r.ops import rle
 from sam2r.predictor.session import FrameResult
@@ -261,7 +262,7 @@ class _FakeStreamPredictor:
 def test_stream_plumbing_with_a_fake_predictor(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sam2r.cli_video as cli_video
+    import sam2r.cli.video as cli_video
     import sam2r.io.video_file as video_file
 
     source = _Source(_frames())
@@ -286,7 +287,7 @@ def test_stream_plumbing_with_a_fake_predictor(
 def test_stream_interrupted_keeps_its_outputs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sam2r.cli_video as cli_video
+    import sam2r.cli.video as cli_video
     import sam2r.io.video_file as video_file
 
     monkeypatch.setattr(video_file, "iter_stream", _Source(_frames(), interrupt_at=4))

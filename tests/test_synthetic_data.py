@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sam2r.cli import main
+from sam2r.cli.main import main
 from sam2r.data import (
     SynthConfig,
     make_image,

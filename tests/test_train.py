@@ -230,7 +230,7 @@ def _tiny_overrides(root: Path, out: Path, steps: int) -> list[str]:
 
 
 def test_train_writes_official_checkpoints_and_resumes(tmp_path: Path) -> None:
-    from sam2r.cli import main
+    from sam2r.cli.main import main
 
     root = _davis_tree(tmp_path / "davis")
     out = tmp_path / "run"
@@ -249,7 +249,7 @@ def test_train_writes_official_checkpoints_and_resumes(tmp_path: Path) -> None:
 
 
 def test_train_cli_reports_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from sam2r.cli import main
+    from sam2r.cli.main import main
 
     assert main(["train", str(tmp_path / "missing.yaml")]) == 2
     assert "no such file" in capsys.readouterr().err
@@ -274,7 +274,7 @@ def test_ddp_with_two_gloo_processes(tmp_path: Path) -> None:
 
 def test_plot_curve_of_two_stages(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from sam2r.cli_train import plot_curve
+    from sam2r.cli.train import plot_curve
 
     logs = []
     for k in range(2):
@@ -299,7 +299,7 @@ def test_plot_curve_of_two_stages(tmp_path: Path) -> None:
 def test_finetune_from_a_checkpoint_with_a_frozen_image_encoder(tmp_path: Path) -> None:
     """The documented fine-tuning recipe: start from official-format weights, keep Hiera fixed."""
     from sam2r.build import save_checkpoint
-    from sam2r.cli import main
+    from sam2r.cli.main import main
 
     start = build_model("sam2r_micro")
     ckpt = save_checkpoint(start, tmp_path / "start.pt")

@@ -26,7 +26,7 @@ No post-processing is implied: pass a `VideoPredictor` with `fill_hole_area=0` a
 `non_overlap_masks=False` to reproduce the official evaluation setting (the overlap rule is
 applied here, on the merged logits). What is left to others: tracking
 (`sam2r.predictor.video`), palette files (`sam2r.io.masks`), the process group and the
-command line (`sam2r.cli_vos`), scoring (`sam2r.eval`'s evaluator).
+command line (`sam2r.cli.vos_infer`), scoring (`sam2r.eval`'s evaluator).
 """
 
 from __future__ import annotations

@@ -20,9 +20,10 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from sam2r.cli.common import CliError
+
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from sam2r.cli import CliError
     from sam2r.eval import evaluate
 
     sequences = None
@@ -50,7 +51,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def add_eval_parser(
     sub: Any, model_args: Callable[[argparse.ArgumentParser], None] | None = None
 ) -> argparse.ArgumentParser:
-    """Register `sam2r eval` on the subcommand parsers of `sam2r.cli.build_parser`.
+    """Register `sam2r eval` on the subcommand parsers of `sam2r.cli.main.build_parser`.
 
     `model_args` is accepted for symmetry with the other subcommands; evaluation needs no model.
     """

@@ -10,7 +10,7 @@ go together. Syntax is checked when the arguments are read (`parse_prompts`); fr
 coordinates once the video is open (`check_prompts`). Every error is a `CliError` naming the
 argument and the expected form.
 
-What is left to others: the command (`sam2r.cli_video`), reading palette PNGs
+What is left to others: the command (`sam2r.cli.video`), reading palette PNGs
 (`sam2r.io.masks`), mapping prompts to the model (`sam2r.predictor.prompts`).
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2r.cli import CliError
+from sam2r.cli.common import CliError
 
 POINT_FORM = "FRAME:OBJ:X,Y[,LABEL]"
 BOX_FORM = "FRAME:OBJ:X0,Y0,X1,Y1"

@@ -19,9 +19,9 @@ Outputs, in processing order (backwards with `--reverse`), written as frames com
   its area, box (x, y, w, h) and object-score logit;
 * `OUT/overlay.mp4`: the masks over the video (needs PyAV; skipped with a message without it).
 
-What is left to others: parsing and giving the prompts (`sam2r.cli_video_prompts`), writing
-the outputs (`sam2r.cli_video_outputs`), tracking (`sam2r.predictor.video`), decoding
-(`sam2r.io`), the model (`sam2r.cli.load_model`).
+What is left to others: parsing and giving the prompts (`sam2r.cli.video_prompts`), writing
+the outputs (`sam2r.cli.video_outputs`), tracking (`sam2r.predictor.video`), decoding
+(`sam2r.io`), the model (`sam2r.cli.common.load_model`).
 """
 
 from __future__ import annotations
@@ -35,38 +35,16 @@ from typing import Any
 
 import numpy as np
 
-from sam2r.cli import CliError, load_model
-from sam2r.cli_video_outputs import Outputs, label_map, overlay_labels
-from sam2r.cli_video_prompts import (
+from sam2r.cli.common import CliError, load_model
+from sam2r.cli.video_outputs import Outputs
+from sam2r.cli.video_prompts import (
     BOX_FORM,
     POINT_FORM,
     Prompts,
     add_prompts,
     check_prompts,
-    parse_prompt,
     parse_prompts,
 )
-
-# the prompt and output names lived here before they moved out; importing them from here works
-__all__ = [
-    "DEFAULT_FPS",
-    "Outputs",
-    "Prompts",
-    "add_prompts",
-    "add_video_parser",
-    "check_prompts",
-    "cmd_video",
-    "frame_order",
-    "label_map",
-    "make_predictor",
-    "open_video",
-    "overlay_labels",
-    "parse_prompt",
-    "parse_prompts",
-    "run_everything",
-    "run_stream",
-    "run_video",
-]
 
 DEFAULT_FPS = 24.0
 
@@ -271,7 +249,7 @@ def cmd_video(args: argparse.Namespace) -> int:
 def add_video_parser(
     sub: Any, model_args: Callable[[argparse.ArgumentParser], None]
 ) -> argparse.ArgumentParser:
-    """Register `sam2r video` on the subcommand parsers of `sam2r.cli.build_parser`."""
+    """Register `sam2r video` on the subcommand parsers of `sam2r.cli.main.build_parser`."""
     vp = sub.add_parser("video", help="track objects through a video from clicks, boxes or a mask")
     vp.add_argument(
         "input",

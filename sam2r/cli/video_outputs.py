@@ -8,7 +8,7 @@
 * `OUT/overlay.mp4`: the masks over the video (`overlay_labels`; needs PyAV, skipped with a
   message without it).
 
-What is left to others: the command (`sam2r.cli_video`), the RLE codec (`sam2r.ops.rle`),
+What is left to others: the command (`sam2r.cli.video`), the RLE codec (`sam2r.ops.rle`),
 palette files and colours (`sam2r.io.masks`), video encoding (`sam2r.io.video_file.VideoSink`).
 """
 

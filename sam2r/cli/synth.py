@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from sam2r.cli.common import CliError
+
 # SynthConfig field -> the flag that sets it, so errors name what the user typed
 _FLAGS = {
     "height": "--height",
@@ -30,7 +32,6 @@ _FLAGS = {
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from sam2r.cli import CliError
     from sam2r.data import SynthConfig, write_dataset, write_images
 
     for flag, value in (("--train", args.train), ("--val", args.val), ("--images", args.images)):
@@ -70,10 +71,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_data_parser(
+def add_synth_parser(
     sub: Any, model_args: Callable[[argparse.ArgumentParser], None]
 ) -> argparse.ArgumentParser:
-    """Register `sam2r synth` on the subcommand parsers of `sam2r.cli.build_parser`.
+    """Register `sam2r synth` on the subcommand parsers of `sam2r.cli.main.build_parser`.
 
     `model_args` is unused: making data needs no model.
     """

@@ -18,7 +18,7 @@ gives rank 0 the totals it prints. Without those variables it runs in one proces
 touches `torch.distributed`.
 
 What is left to others: the dataset, sharding and inference (`sam2r.eval.vos_infer`), the
-model (`sam2r.cli.load_model`).
+model (`sam2r.cli.common.load_model`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from sam2r.cli import CliError, load_model
+from sam2r.cli.common import CliError, load_model
 
 _DIST_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
 
@@ -207,8 +207,7 @@ def run_vos(args: argparse.Namespace) -> int:
 
 
 def cmd_vos(args: argparse.Namespace) -> int:
-    # errors are reported here rather than by `sam2r.cli.main`: under `python -m sam2r.cli`
-    # (how torchrun starts it) that module is loaded twice and its CliError is another class
+    # errors are reported here: a ValueError (the dataset's checks) as well as a CliError
     try:
         return run_vos(args)
     except (CliError, ValueError) as e:
@@ -219,7 +218,7 @@ def cmd_vos(args: argparse.Namespace) -> int:
 def add_vos_parser(
     sub: Any, model_args: Callable[[argparse.ArgumentParser], None]
 ) -> argparse.ArgumentParser:
-    """Register `sam2r vos-infer` on the subcommand parsers of `sam2r.cli.build_parser`."""
+    """Register `sam2r vos-infer` on the subcommand parsers of `sam2r.cli.main.build_parser`."""
     vp = sub.add_parser(
         "vos-infer",
         help="track the first-frame masks of a DAVIS-style dataset (torchrun: sharded)",
