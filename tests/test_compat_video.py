@@ -276,12 +276,14 @@ def test_from_pretrained_downloads_and_forwards_kwargs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import sam2r.build
-    import sam2r.compat.build_sam as build_sam
+    import sam2r.compat.video_predictor as video_predictor
 
     calls: list[tuple[Any, ...]] = []
     monkeypatch.setattr(sam2r.build, "download_checkpoint", lambda name: tmp_path / "c.pt")
     monkeypatch.setattr(
-        build_sam, "build_sam2_video_predictor", lambda *a, **k: calls.append((a, k)) or "built"
+        video_predictor,
+        "build_sam2_video_predictor",
+        lambda *a, **k: calls.append((a, k)) or "built",
     )
     out = SAM2VideoPredictor.from_pretrained(
         "facebook/sam2.1-hiera-tiny", device="cpu", hydra_overrides_extra=["++model.x=1"]

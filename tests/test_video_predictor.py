@@ -16,7 +16,8 @@ from conftest import FIXTURES, synthetic_model
 from PIL import Image
 
 from sam2r import SAM2Model
-from sam2r.io.frames import ArrayFrames, FolderFrames, open_frames, preprocess_frame
+from sam2r.io.frames import ArrayFrames, FolderFrames, preprocess_frame
+from sam2r.io.open import open_frames
 from sam2r.model.common import Linear
 from sam2r.ops.masks import fill_holes_in_mask_scores
 from sam2r.predictor.memory import plan_memory, previous_memory_frame, select_cond_frames

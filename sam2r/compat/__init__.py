@@ -15,14 +15,13 @@ Return values are the official ones (numpy tuples). New code should use `sam2r.I
 """
 
 from sam2r.compat.automatic_mask_generator import SAM2AutomaticMaskGenerator
-from sam2r.compat.build_sam import (
-    build_sam2,
-    build_sam2_hf,
+from sam2r.compat.build_sam import build_sam2, build_sam2_hf
+from sam2r.compat.image_predictor import SAM2ImagePredictor
+from sam2r.compat.video_predictor import (
+    SAM2VideoPredictor,
     build_sam2_video_predictor,
     build_sam2_video_predictor_hf,
 )
-from sam2r.compat.image_predictor import SAM2ImagePredictor
-from sam2r.compat.video_predictor import SAM2VideoPredictor
 
 __all__ = [
     "build_sam2",

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2r.compat.build_sam import build_sam2_hf
 from sam2r.compat.image_predictor import SAM2ImagePredictor
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.automatic import MaskGenerator
@@ -95,8 +96,6 @@ class SAM2AutomaticMaskGenerator:
     def from_pretrained(cls, model_id: str, **kwargs: Any) -> SAM2AutomaticMaskGenerator:
         """Download `model_id` (e.g. "facebook/sam2.1-hiera-tiny") and wrap it; `kwargs` go to
         both the builder (`device`, `mode`) and the generator, as in the official code."""
-        from sam2r.compat.build_sam import build_sam2_hf
-
         return cls(build_sam2_hf(model_id, **dict(kwargs)), **kwargs)
 
     def generate(self, image: np.ndarray) -> list[dict[str, Any]]:

@@ -3,8 +3,11 @@
 The official builders compose a Hydra config, apply `++model.x=y` override strings, instantiate
 the model and load `torch.load(ckpt)["model"]` strictly. Here the config name or YAML path is
 read by `sam2r.yaml_config` (no Hydra), the same override strings are applied to the YAML tree,
-and `sam2r.build` loads the checkpoint (strict). `build_sam2_video_predictor` wraps the model in
-`sam2r.compat.SAM2VideoPredictor`.
+and `sam2r.build` loads the checkpoint (strict).
+
+This module holds `build_sam2`, `build_sam2_hf` and what every builder shares (`_build`, the
+post-processing override strings); `build_sam2_video_predictor` and its `_hf` variant live with
+the class they return, in `sam2r.compat.video_predictor` (both are in `sam2r.compat`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import torch
 import yaml
 
 from sam2r.build import build_model, load_checkpoint
-from sam2r.compat.video_predictor import SAM2VideoPredictor
 from sam2r.config import resolve_name
 from sam2r.model.sam2 import SAM2Model
 from sam2r.yaml_config import config_from_name_or_path
@@ -93,12 +95,7 @@ def build_sam2_hf(model_id: str, **kwargs: Any) -> SAM2Model:
     return build_sam2(name, str(download_checkpoint(model_id)), **kwargs)
 
 
-# what the official build_sam2_video_predictor adds (the predictor class, then post-processing)
-_VIDEO_TARGET = "++model._target_=sam2.sam2_video_predictor.SAM2VideoPredictor"
-_VIDEO_TARGET_VOS = (
-    "++model._target_=sam2.sam2_video_predictor.SAM2VideoPredictorVOS",
-    "++model.compile_image_encoder=True",
-)
+# what the official build_sam2_video_predictor adds after the predictor class (post-processing)
 _VIDEO_POSTPROCESSING = _POSTPROCESSING + (
     "++model.binarize_mask_from_pts_for_mem_enc=true",
     "++model.fill_hole_area=8",
@@ -146,55 +143,3 @@ def _postprocessing(config_file: str | os.PathLike[str], apply: bool, video: boo
     keys = _NO_POSTPROCESSING if video else _NO_POSTPROCESSING[:1]
     present = _model_keys(config_file)
     return [ov for key, ov in keys if key not in present]
-
-
-def build_sam2_video_predictor(
-    config_file: str,
-    ckpt_path: str | None = None,
-    device: str | torch.device = "cuda",
-    mode: str = "eval",
-    hydra_overrides_extra: Sequence[str] = (),
-    apply_postprocessing: bool = True,
-    vos_optimized: bool = False,
-    **kwargs: Any,
-) -> SAM2VideoPredictor:
-    """The official `sam2.build_sam.build_sam2_video_predictor`.
-
-    Adds what the official builder adds: the video predictor as `_target_` and, with
-    `apply_postprocessing`, the dynamic multimask fallback (stability delta 0.05, threshold
-    0.98), `binarize_mask_from_pts_for_mem_enc=true` and `fill_hole_area=8`; then the user's
-    `hydra_overrides_extra` (e.g. `"++model.fill_hole_area=0"`, `"++model.non_overlap_masks=true"`,
-    `"++model.add_all_frames_to_correct_as_cond=true"`, `"++model.max_cond_frames_in_attn=2"`).
-
-    Args:
-        config_file: an official config name (`configs/sam2.1/sam2.1_hiera_t.yaml`) or a YAML path.
-        ckpt_path: an official `.pt` checkpoint, or None for random weights.
-        device: where to put the model (falls back to the CPU when CUDA is absent).
-        mode: "eval" or "train".
-        hydra_overrides_extra: official `++model.key=value` override strings.
-        apply_postprocessing: the post-processing settings above (official default).
-        vos_optimized: accepted. The official code then compiles the memory encoder, memory
-            attention and SAM heads with `torch.compile`; here nothing is compiled (compiling is
-            opt-in in sam2r: `torch.compile(predictor.model.memory_attention)` and the like) and
-            the numbers are those of `vos_optimized=False`.
-        **kwargs: accepted and ignored, as the official builder does.
-
-    Returns:
-        The predictor; its `model` is the `sam2r.SAM2Model`.
-    """
-    overrides = list(_VIDEO_TARGET_VOS if vos_optimized else (_VIDEO_TARGET,))
-    overrides += _postprocessing(config_file, apply_postprocessing, video=True)
-    overrides += list(hydra_overrides_extra)
-    model = _build(config_file, ckpt_path, device, mode, overrides)
-    return SAM2VideoPredictor(model)
-
-
-def build_sam2_video_predictor_hf(model_id: str, **kwargs: Any) -> SAM2VideoPredictor:
-    """The official `build_sam2_video_predictor_hf`: download `model_id` (e.g.
-    "facebook/sam2.1-hiera-tiny") from the Hugging Face hub (or its cache) and build its video
-    predictor; `kwargs` go to `build_sam2_video_predictor`."""
-    from sam2r.build import download_checkpoint
-
-    name = resolve_name(model_id)
-    ckpt_path = download_checkpoint(model_id)
-    return build_sam2_video_predictor(name, str(ckpt_path), **kwargs)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sam2r.compat.build_sam import build_sam2_hf
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.image import ImagePredictor
 
@@ -46,8 +47,6 @@ class SAM2ImagePredictor:
     @classmethod
     def from_pretrained(cls, model_id: str, **kwargs: Any) -> SAM2ImagePredictor:
         """Download `model_id` (e.g. "facebook/sam2.1-hiera-tiny") and wrap it."""
-        from sam2r.compat.build_sam import build_sam2_hf
-
         return cls(build_sam2_hf(model_id, **kwargs), **kwargs)
 
     # --- state the official predictor exposes ---------------------------------------------------

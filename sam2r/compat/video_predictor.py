@@ -28,18 +28,24 @@ Differences from the official predictor, all on inputs where the official code m
   silently adds an empty object);
 * `fill_hole_area` is applied everywhere (the official code needs its CUDA extension for it);
 * see `sam2r.predictor.video` for the rest (bad frames and prompts raise `ValueError`, ...).
+
+The official builders of this class, `build_sam2_video_predictor` and
+`build_sam2_video_predictor_hf`, are here beside it (`from_pretrained` calls them); building the
+model from a config and override strings is `sam2r.compat.build_sam`'s, shared with `build_sam2`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from sam2r.compat.build_sam import _build, _postprocessing
+from sam2r.config import resolve_name
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.session import VideoSession
 from sam2r.predictor.video import VideoPredictor
@@ -173,8 +179,6 @@ class SAM2VideoPredictor:
     def from_pretrained(cls, model_id: str, **kwargs: Any) -> SAM2VideoPredictor:
         """Download `model_id` (e.g. "facebook/sam2.1-hiera-tiny") and build its predictor;
         `kwargs` go to `build_sam2_video_predictor` (`device`, `hydra_overrides_extra`, ...)."""
-        from sam2r.compat.build_sam import build_sam2_video_predictor_hf
-
         return build_sam2_video_predictor_hf(model_id, **kwargs)
 
     # --- attributes the official predictor (an nn.Module) exposes -----------------------------
@@ -366,3 +370,64 @@ class SAM2VideoPredictor:
         )
         for res in results:
             yield res.frame_idx, list(res.obj_ids), res.masks
+
+
+# what the official build_sam2_video_predictor adds first: the predictor class (then the
+# post-processing strings of `build_sam._postprocessing`)
+_VIDEO_TARGET = "++model._target_=sam2.sam2_video_predictor.SAM2VideoPredictor"
+_VIDEO_TARGET_VOS = (
+    "++model._target_=sam2.sam2_video_predictor.SAM2VideoPredictorVOS",
+    "++model.compile_image_encoder=True",
+)
+
+
+def build_sam2_video_predictor(
+    config_file: str,
+    ckpt_path: str | None = None,
+    device: str | torch.device = "cuda",
+    mode: str = "eval",
+    hydra_overrides_extra: Sequence[str] = (),
+    apply_postprocessing: bool = True,
+    vos_optimized: bool = False,
+    **kwargs: Any,
+) -> SAM2VideoPredictor:
+    """The official `sam2.build_sam.build_sam2_video_predictor`.
+
+    Adds what the official builder adds: the video predictor as `_target_` and, with
+    `apply_postprocessing`, the dynamic multimask fallback (stability delta 0.05, threshold
+    0.98), `binarize_mask_from_pts_for_mem_enc=true` and `fill_hole_area=8`; then the user's
+    `hydra_overrides_extra` (e.g. `"++model.fill_hole_area=0"`, `"++model.non_overlap_masks=true"`,
+    `"++model.add_all_frames_to_correct_as_cond=true"`, `"++model.max_cond_frames_in_attn=2"`).
+
+    Args:
+        config_file: an official config name (`configs/sam2.1/sam2.1_hiera_t.yaml`) or a YAML path.
+        ckpt_path: an official `.pt` checkpoint, or None for random weights.
+        device: where to put the model (falls back to the CPU when CUDA is absent).
+        mode: "eval" or "train".
+        hydra_overrides_extra: official `++model.key=value` override strings.
+        apply_postprocessing: the post-processing settings above (official default).
+        vos_optimized: accepted. The official code then compiles the memory encoder, memory
+            attention and SAM heads with `torch.compile`; here nothing is compiled (compiling is
+            opt-in in sam2r: `torch.compile(predictor.model.memory_attention)` and the like) and
+            the numbers are those of `vos_optimized=False`.
+        **kwargs: accepted and ignored, as the official builder does.
+
+    Returns:
+        The predictor; its `model` is the `sam2r.SAM2Model`.
+    """
+    overrides = list(_VIDEO_TARGET_VOS if vos_optimized else (_VIDEO_TARGET,))
+    overrides += _postprocessing(config_file, apply_postprocessing, video=True)
+    overrides += list(hydra_overrides_extra)
+    model = _build(config_file, ckpt_path, device, mode, overrides)
+    return SAM2VideoPredictor(model)
+
+
+def build_sam2_video_predictor_hf(model_id: str, **kwargs: Any) -> SAM2VideoPredictor:
+    """The official `build_sam2_video_predictor_hf`: download `model_id` (e.g.
+    "facebook/sam2.1-hiera-tiny") from the Hugging Face hub (or its cache) and build its video
+    predictor; `kwargs` go to `build_sam2_video_predictor`."""
+    from sam2r.build import download_checkpoint
+
+    name = resolve_name(model_id)
+    ckpt_path = download_checkpoint(model_id)
+    return build_sam2_video_predictor(name, str(ckpt_path), **kwargs)

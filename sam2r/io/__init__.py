@@ -5,9 +5,9 @@ from sam2r.io.frames import (
     FolderFrames,
     FrameSource,
     LiveFrames,
-    open_frames,
     preprocess_frame,
 )
+from sam2r.io.open import open_frames
 
 __all__ = [
     "ArrayFrames",

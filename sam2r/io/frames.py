@@ -6,15 +6,15 @@ decoded frames beyond the one it is returning (an array source holds the caller'
 * `FolderFrames`: a folder of image files, ordered by the integer in the file name
   (`00000.jpg`, `00001.jpg`, ... as the official loader expects);
 * `ArrayFrames`: a uint8 array (N, H, W, 3) or a list of frames (arrays or PIL images);
-* `LiveFrames`: frames of a stream appended one at a time, only the last few held;
-* `open_frames`: picks the source for what the user passed.
+* `LiveFrames`: frames of a stream appended one at a time, only the last few held.
 
 Preprocessing follows the official video loader, not the image predictor: Pillow's bicubic
 resize of the uint8 frame to `size` x `size`, `/ 255` in float64, float32, then ImageNet
 mean/std (`preprocess_frame`). It is bit-identical to `sam2.utils.misc.load_video_frames`.
 
 What is left to others: caching image features (the predictor's session); video files and camera/URL
-streams are decoded in `sam2r.io.video_file` (PyAV).
+streams are decoded in `sam2r.io.video_file` (PyAV); picking the source for what the user passed
+(`sam2r.io.open.open_frames`).
 """
 
 from __future__ import annotations
@@ -249,49 +249,3 @@ class LiveFrames(FrameSource):
                 f"frame {index} of the stream is no longer held (only the last {self.keep} are)"
             )
         return self._recent[index]
-
-
-def _tensor_frames(video: torch.Tensor) -> np.ndarray:
-    """A uint8 video tensor (N, H, W, 3) or (N, 3, H, W) as a (N, H, W, 3) numpy array."""
-    if video.dtype != torch.uint8 or video.ndim != 4:
-        raise ValueError(
-            "a video tensor must be uint8 of shape (N, H, W, 3) or (N, 3, H, W), got dtype "
-            f"{video.dtype} and shape {tuple(video.shape)}"
-        )
-    if video.shape[-1] != 3 and video.shape[1] == 3:
-        video = video.permute(0, 2, 3, 1)
-    return np.ascontiguousarray(video.detach().cpu().numpy())
-
-
-def open_frames(video: Any) -> FrameSource:
-    """The frame source for a video given as a folder path, an array, a list or a source.
-
-    Args:
-        video: a `FrameSource`; a folder of frames or a video file (str or path); a uint8
-            array (N, H, W, 3); a uint8 tensor (N, H, W, 3) or (N, 3, H, W); or a list of uint8
-            (H, W, 3) arrays / PIL images.
-    """
-    if isinstance(video, FrameSource):
-        return video
-    if isinstance(video, (str, os.PathLike)):
-        path = Path(video)
-        if path.is_dir():
-            return FolderFrames(path)
-        if path.is_file():
-            from sam2r.io.video_file import VIDEO_EXTENSIONS, VideoFileFrames
-
-            if path.suffix.lower() not in VIDEO_EXTENSIONS:
-                raise ValueError(
-                    f"{str(video)!r} is not a video file ({', '.join(VIDEO_EXTENSIONS)}) nor a "
-                    "folder of frames"
-                )
-            return VideoFileFrames(path)
-        raise ValueError(f"no such folder or video file: {str(video)!r}")
-    if isinstance(video, torch.Tensor):
-        video = _tensor_frames(video)
-    if isinstance(video, (np.ndarray, Sequence)) and not isinstance(video, bytes):
-        return ArrayFrames(video)
-    raise TypeError(
-        "video must be a folder of frames, a uint8 array (N, H, W, 3), a list of frames or a "
-        f"FrameSource, got {type(video).__name__}"
-    )

@@ -18,17 +18,27 @@ import os
 import tempfile
 import weakref
 from collections import OrderedDict
-from typing import IO, TYPE_CHECKING
+from typing import IO, Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from sam2r.predictor.session import FrameState
-
 # torch dtypes as numpy can store them (bfloat16 travels as its raw 16 bits)
 _AS_NUMPY = {torch.float32: np.float32, torch.bfloat16: np.uint16, torch.float16: np.float16}
+
+
+class Spillable(Protocol):
+    """What a pool manages: a stored state whose large tensors can go to the pool's file
+    (`FrameState` of `sam2r.predictor.session`)."""
+
+    def resident_bytes(self) -> int:
+        """Bytes of the large tensors currently in RAM."""
+        ...
+
+    def spill(self, pool: SpillPool) -> None:
+        """Move the large tensors to the pool's file (`SpillPool.write`)."""
+        ...
 
 
 class SpilledTensor:
@@ -65,13 +75,13 @@ class SpillPool:
         self.directory = None if directory is None else str(directory)
         self._file: IO[bytes] | None = None
         self._end = 0  # next free offset in the file
-        self._resident: OrderedDict[int, tuple[weakref.ref[FrameState], int]] = OrderedDict()
+        self._resident: OrderedDict[int, tuple[weakref.ref[Spillable], int]] = OrderedDict()
         self.resident_bytes = 0
         self.spilled_writes = 0
         self.spilled_reads = 0
 
     # --- bookkeeping --------------------------------------------------------------------------
-    def touch(self, state: FrameState) -> None:
+    def touch(self, state: Spillable) -> None:
         """Mark a state as just used (its tensors resident); evict others if over budget."""
         key = id(state)
         entry = self._resident.get(key)
@@ -95,7 +105,7 @@ class SpillPool:
 
         return callback
 
-    def _evict(self, keep: FrameState) -> None:
+    def _evict(self, keep: Spillable) -> None:
         while self.resident_bytes > self.budget_bytes and len(self._resident) > 1:
             key, (ref, size) = next(iter(self._resident.items()))
             s = ref()
