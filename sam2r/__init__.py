@@ -22,8 +22,7 @@ from sam2r.config import VARIANTS, SAM2Config, get_config
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.automatic import MaskGenerator, MaskRecord
 from sam2r.predictor.image import ImagePrediction, ImagePredictor
-from sam2r.predictor.session import FrameResult, VideoSession
-from sam2r.predictor.video import VideoPredictor
+from sam2r.predictor.video import FrameResult, VideoPredictor, VideoSession
 from sam2r.yaml_config import config_from_yaml
 
 __version__ = "0.1.0"

@@ -22,8 +22,8 @@ from sam2r.cli.video import frame_order
 from sam2r.cli.video_outputs import label_map
 from sam2r.io.masks import davis_palette, read_palette_png, write_palette_png
 from sam2r.ops import rle
-from sam2r.predictor.session import FrameResult
 from sam2r.predictor.video import VideoPredictor
+from sam2r.predictor.video.session import FrameResult
 from sam2r.testing import synthetic_checkpoint
 
 MICRO = str(FIXTURES / "configs" / "micro.json")

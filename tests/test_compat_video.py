@@ -23,7 +23,7 @@ from test_video_parity import Report
 from sam2r import build_model, config_from_yaml
 from sam2r.compat import SAM2VideoPredictor, build_sam2_video_predictor
 from sam2r.compat.video_predictor import InferenceState
-from sam2r.predictor.session import VideoSession
+from sam2r.predictor.video.session import VideoSession
 from sam2r.testing import synthetic_checkpoint
 
 MICRO = str(FIXTURES / "configs" / "micro.json")

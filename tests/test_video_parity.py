@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from conftest import FIXTURES, load_json, synthetic_model
 
 from sam2r import SAM2Model
-from sam2r.predictor.session import FrameResult, FrameState, VideoSession
 from sam2r.predictor.video import VideoPredictor
+from sam2r.predictor.video.session import FrameResult, FrameState, VideoSession
 
 MASK_MEAN_TOL = 5e-3
 MASK_MAX_TOL = 0.1

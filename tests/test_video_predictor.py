@@ -20,9 +20,9 @@ from sam2r.io.frames import ArrayFrames, FolderFrames, preprocess_frame
 from sam2r.io.open import open_frames
 from sam2r.model.common import Linear
 from sam2r.ops.masks import fill_holes_in_mask_scores
-from sam2r.predictor.memory import plan_memory, previous_memory_frame, select_cond_frames
-from sam2r.predictor.session import FrameState
 from sam2r.predictor.video import VideoPredictor, non_overlapping
+from sam2r.predictor.video.memory import plan_memory, previous_memory_frame, select_cond_frames
+from sam2r.predictor.video.session import FrameState
 
 VIDEO = FIXTURES / "inputs" / "video"
 H, W = 240, 320

@@ -11,7 +11,7 @@ coordinates once the video is open (`check_prompts`). Every error is a `CliError
 argument and the expected form.
 
 What is left to others: the command (`sam2r.cli.video`), reading palette PNGs
-(`sam2r.io.masks`), mapping prompts to the model (`sam2r.predictor.prompts`).
+(`sam2r.io.masks`), mapping prompts to the model (`sam2r.predictor.video.prompts`).
 """
 
 from __future__ import annotations

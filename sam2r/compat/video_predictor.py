@@ -47,8 +47,7 @@ from torch import Tensor
 from sam2r.compat.build_sam import _build, _postprocessing
 from sam2r.config import resolve_name
 from sam2r.model.sam2 import SAM2Model
-from sam2r.predictor.session import VideoSession
-from sam2r.predictor.video import VideoPredictor
+from sam2r.predictor.video import VideoPredictor, VideoSession
 
 # the official inference-state keys this view answers
 _STATE_KEYS = (

@@ -20,8 +20,7 @@ import numpy as np
 
 from sam2r.ops.transforms import to_rgb_array
 from sam2r.predictor.automatic import MaskGenerator
-from sam2r.predictor.session import FrameResult, VideoSession
-from sam2r.predictor.video import VideoPredictor
+from sam2r.predictor.video import FrameResult, VideoPredictor, VideoSession
 
 
 def _proposals(generator: MaskGenerator, frame: Any) -> list[np.ndarray]:

@@ -26,7 +26,7 @@ from sam2r.ops.transforms import (
     transform_boxes,
     transform_coords,
 )
-from sam2r.predictor.prompts import as_tensor, check_inside, float_tensor
+from sam2r.predictor.inputs import as_tensor, check_inside, float_tensor
 
 
 @dataclass

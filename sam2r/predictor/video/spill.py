@@ -8,7 +8,7 @@ recently used ones in RAM up to `budget_bytes` and writes the others, as raw byt
 anonymous temporary file; touching a spilled tensor reads it back. The small tensors (object
 pointer, object score) always stay in RAM: pointers of the last 16 frames are read every frame.
 
-What is stored, and when it is dropped, is the predictor's business (`video.py`); this module
+What is stored, and when it is dropped, is the predictor's business (`predictor.py`); this module
 only moves bytes.
 """
 
@@ -30,7 +30,7 @@ _AS_NUMPY = {torch.float32: np.float32, torch.bfloat16: np.uint16, torch.float16
 
 class Spillable(Protocol):
     """What a pool manages: a stored state whose large tensors can go to the pool's file
-    (`FrameState` of `sam2r.predictor.session`)."""
+    (`FrameState` of `sam2r.predictor.video.session`)."""
 
     def resident_bytes(self) -> int:
         """Bytes of the large tensors currently in RAM."""

@@ -1,6 +1,6 @@
 """Filing each object's outputs in its memory bank: the write side of the bank.
 
-An `ObjectTrack` keeps its outputs in four dicts (see `sam2r.predictor.session`): outputs of
+An `ObjectTrack` keeps its outputs in four dicts (see `sam2r.predictor.video.session`): outputs of
 frames prompted since the last propagation wait in `temp_cond_outputs` /
 `temp_non_cond_outputs`, are committed (memories encoded) into `cond_outputs` /
 `non_cond_outputs` when propagation starts, and tracked frames add to `non_cond_outputs`. This
@@ -12,8 +12,8 @@ module holds those moves, following the official `sam2==1.1.0` predictor:
 * `track_step`: one object's output on a propagated frame, filed as a tracked frame;
 * `clear_prompts`, `clear_memory_around`, `prune`: what is dropped, and when.
 
-What is left to others: which stored frames a frame reads (`sam2r.predictor.memory`, the read
-side), running the model on a frame (`sam2r.predictor.frame_step`), the order of frames and
+What is left to others: which stored frames a frame reads (`sam2r.predictor.video.memory`, the read
+side), running the model on a frame (`sam2r.predictor.video.frame_step`), the order of frames and
 objects, input checks and results (`sam2r.predictor.video.VideoPredictor`, the only caller).
 """
 
@@ -24,8 +24,8 @@ from torch import Tensor
 
 from sam2r.config import SAM2Config
 from sam2r.model.sam2 import SAM2Model
-from sam2r.predictor.frame_step import encode_mask_memory, frame_features, run_frame
-from sam2r.predictor.session import FrameState, ObjectTrack, PointPrompt, VideoSession
+from sam2r.predictor.video.frame_step import encode_mask_memory, frame_features, run_frame
+from sam2r.predictor.video.session import FrameState, ObjectTrack, PointPrompt, VideoSession
 
 
 def interaction_mode(track: ObjectTrack, frame_idx: int) -> tuple[bool, bool]:

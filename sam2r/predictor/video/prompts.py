@@ -1,12 +1,15 @@
-"""Prompt checking: user clicks, boxes and masks in, model-input tensors out.
+"""Prompt checking for the video predictor: user clicks, boxes and masks in, model-input
+tensors out.
 
 The video predictor takes prompts in video pixels (or relative coordinates) from numpy arrays,
 lists or tensors. `point_prompt` and `mask_prompt` check them and raise `ValueError` /
 `TypeError` with what was given and what was expected, before any session state changes, then
-map them into the model's square input exactly as the official `SAM2VideoPredictor` does.
+map them into the model's square input exactly as the official `SAM2VideoPredictor` does;
+`check_obj_id` checks an object id.
 
-What is left to others: storing prompts (`sam2r.predictor.session`), running the model
-(`sam2r.predictor.video`).
+What is left to others: turning arrays of numbers into checked tensors (`sam2r.predictor.inputs`,
+shared with the image predictor), storing prompts (`sam2r.predictor.video.session`), running the
+model (`sam2r.predictor.video.predictor`).
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sam2r.predictor.session import PointPrompt
+from sam2r.predictor.inputs import as_tensor, check_inside, float_tensor
+from sam2r.predictor.video.session import PointPrompt
 
 VALID_LABELS = (-1, 0, 1, 2, 3)  # padding, negative, positive, box corners
-_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
 def point_prompt(
@@ -159,36 +162,3 @@ def check_obj_id(obj_id: Any) -> Hashable:
     if obj_id is None or not isinstance(obj_id, Hashable) or isinstance(obj_id, float):
         raise TypeError(f"obj_id must be an int (or another hashable id), got {obj_id!r}")
     return obj_id
-
-
-def as_tensor(name: str, value: Any) -> Tensor:
-    """`value` as a tensor; TypeError naming `name` when it is not an array of numbers."""
-    try:
-        return torch.as_tensor(value if isinstance(value, Tensor) else np.asarray(value))
-    except (TypeError, ValueError) as e:
-        raise TypeError(
-            f"{name} must be an array of numbers, got {type(value).__name__}: {e}"
-        ) from None
-
-
-def float_tensor(name: str, value: Any) -> Tensor:
-    """A finite float32 CPU tensor of numbers; TypeError / ValueError naming `name`."""
-    t = as_tensor(name, value)
-    if t.dtype == torch.bool or not (t.is_floating_point() or t.dtype in _INT_DTYPES):
-        raise TypeError(f"{name} must hold numbers, got dtype {t.dtype}")
-    t = t.to(torch.float32).cpu()
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return t
-
-
-def check_inside(name: str, coords: Tensor, limit: tuple[float, float], where: str) -> None:
-    """ValueError when a point of coords (..., 2) lies outside [0, limit[0]] x [0, limit[1]]."""
-    x, y = coords[..., 0], coords[..., 1]
-    outside = (x < 0) | (y < 0) | (x > limit[0]) | (y > limit[1])
-    if bool(outside.any()):
-        raise ValueError(
-            f"{name} has a point {coords[outside][0].tolist()} outside {where}; coordinates are "
-            "x, y (pass normalize_coords=False for coordinates in [0, 1], or build the predictor "
-            "with check_bounds=False to allow them)"
-        )

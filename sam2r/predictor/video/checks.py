@@ -7,7 +7,7 @@
 Every check raises before the session is touched, with what was given and what was expected
 (`TypeError` for the wrong kind of value, `ValueError` for a value out of range).
 
-What is left to others: checking and mapping prompts (`sam2r.predictor.prompts`), the
+What is left to others: checking and mapping prompts (`sam2r.predictor.video.prompts`), the
 constructor's own arguments and everything that runs (`sam2r.predictor.video.VideoPredictor`).
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from sam2r.predictor.prompts import check_obj_id
-from sam2r.predictor.session import ObjectTrack, VideoSession
+from sam2r.predictor.video.prompts import check_obj_id
+from sam2r.predictor.video.session import ObjectTrack, VideoSession
 
 
 def check_frame(session: VideoSession, frame_idx: Any) -> int:

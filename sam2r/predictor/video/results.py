@@ -7,9 +7,9 @@ The session stores each object's low-res (S/4) mask logits; a result gathers eve
 one frame, upsamples them to the video size and, when asked, keeps only the highest-scoring
 object at each pixel (the official `_apply_non_overlapping_constraints`).
 
-What is left to others: producing the states (`sam2r.predictor.frame_step`), choosing which
+What is left to others: producing the states (`sam2r.predictor.video.frame_step`), choosing which
 state of each object a frame reports (`ObjectTrack.latest_output`, `sam2r.predictor.video`),
-the `FrameResult` dataclass (`sam2r.predictor.session`).
+the `FrameResult` dataclass (`sam2r.predictor.video.session`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sam2r.model.sam2 import NO_OBJ_SCORE
-from sam2r.predictor.session import FrameResult, FrameState, VideoSession
+from sam2r.predictor.video.session import FrameResult, FrameState, VideoSession
 
 
 def frame_result(

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sam2r.predictor.session import FrameState
+from sam2r.predictor.video.session import FrameState
 
 
 @dataclass

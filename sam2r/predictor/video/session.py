@@ -27,7 +27,7 @@ from torch import Tensor
 
 from sam2r.io.frames import FrameSource
 from sam2r.model.sam2 import ImageFeatures
-from sam2r.predictor.spill import SpilledTensor, SpillPool, tensor_bytes
+from sam2r.predictor.video.spill import SpilledTensor, SpillPool, tensor_bytes
 
 
 @dataclass(eq=False)

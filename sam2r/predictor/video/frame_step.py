@@ -5,13 +5,13 @@
 
 This is the per-frame engine of `sam2r.predictor.video.VideoPredictor`: image features come
 from the session's cache (or the image encoder), the frame attends to the memories and object
-pointers chosen by `sam2r.predictor.memory.plan_memory`, and the output is a `FrameState`
+pointers chosen by `sam2r.predictor.video.memory.plan_memory`, and the output is a `FrameState`
 stored as the official `sam2==1.1.0` predictor stores it (bfloat16 memories, hole-filled
 low-res masks). The model does the math through its public steps.
 
 What is left to others: which frames run and in which mode, and where the returned state is
-filed (`sam2r.predictor.tracking`, `sam2r.predictor.video`); turning states into user-facing
-masks (`sam2r.predictor.results`).
+filed (`sam2r.predictor.video.predictor`, `sam2r.predictor.video.bank`); turning states into
+user-facing masks (`sam2r.predictor.video.results`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from torch import Tensor
 
 from sam2r.model.sam2 import ImageFeatures, SAM2Model
 from sam2r.ops.masks import fill_holes_in_mask_scores
-from sam2r.predictor.memory import plan_memory
-from sam2r.predictor.session import FrameState, ObjectTrack, PointPrompt, VideoSession
+from sam2r.predictor.video.memory import plan_memory
+from sam2r.predictor.video.session import FrameState, ObjectTrack, PointPrompt, VideoSession
 
 
 def frame_features(model: SAM2Model, session: VideoSession, frame_idx: int) -> ImageFeatures:

@@ -11,11 +11,11 @@ inference, Dec 2024): the same frames, memories and rounding (bfloat16 memories)
 that agree within the official code's own run-to-run noise (`tests/test_video_parity.py`).
 Every object is tracked with its own memory bank, so adding, correcting or removing one object
 never changes another's masks. The predictor owns a `SAM2Model` and orders the work: which
-frames and objects run, in which mode. What is left to others: one frame of one object
-(`sam2r.predictor.frame_step`), filing outputs in the memory bank (`sam2r.predictor.bank`) and
-which frames each frame reads (`sam2r.predictor.memory`), the masks handed back
-(`sam2r.predictor.results`), checking inputs (`sam2r.predictor.video_checks`) and prompts
-(`sam2r.predictor.prompts`), the session's typed dataclasses (`sam2r.predictor.session`).
+frames and objects run, in which mode. What is left to others, in the modules beside this one
+(`sam2r.predictor.video.*`): one frame of one object (`frame_step`), filing outputs in the
+memory bank (`bank`) and which frames each frame reads (`memory`), the masks handed back
+(`results`), checking inputs (`checks`) and prompts (`prompts`), the session's typed
+dataclasses (`session`) and the RAM budget of their stored tensors (`spill`).
 `sam2r.compat` maps the official method names onto this class.
 
 Where this differs from the official code (on inputs where that code fails):
@@ -41,7 +41,7 @@ from sam2r.io.open import open_frames
 from sam2r.model.common import pack_weights as pack_layer_weights
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.allocator import tune_malloc
-from sam2r.predictor.bank import (
+from sam2r.predictor.video.bank import (
     clear_prompts,
     commit_prompts,
     prompt_is_cond,
@@ -49,25 +49,22 @@ from sam2r.predictor.bank import (
     prune,
     track_step,
 )
-from sam2r.predictor.prompts import check_obj_id, mask_prompt, point_prompt
-from sam2r.predictor.results import frame_result, non_overlapping
-from sam2r.predictor.session import (
+from sam2r.predictor.video.checks import (
+    check_frame,
+    check_max_frames,
+    get_track,
+    propagation_order,
+)
+from sam2r.predictor.video.prompts import check_obj_id, mask_prompt, point_prompt
+from sam2r.predictor.video.results import frame_result
+from sam2r.predictor.video.session import (
     FrameResult,
     FrameState,
     ObjectTrack,
     PointPrompt,
     VideoSession,
 )
-from sam2r.predictor.spill import SpillPool
-from sam2r.predictor.video_checks import (
-    check_frame,
-    check_max_frames,
-    get_track,
-    propagation_order,
-)
-
-# `non_overlapping` moved to `sam2r.predictor.results`; importing it from here still works
-__all__ = ["VideoPredictor", "non_overlapping"]
+from sam2r.predictor.video.spill import SpillPool
 
 
 class VideoPredictor:

@@ -1,0 +1,21 @@
+"""The video predictor: prompt objects on any frame of a video, then track them through it.
+
+    from sam2r.predictor.video import VideoPredictor
+    predictor = VideoPredictor(model)
+    session = predictor.init_session("frames/")
+
+`VideoPredictor` (`predictor.py`) orders the work; the modules beside it hold its parts:
+
+* `session`: the typed state of a session (`VideoSession`, `ObjectTrack`, `FrameState`,
+  `FrameResult`), with `spill` keeping its stored tensors within a RAM budget;
+* `prompts`, `checks`: what the user passes, checked and mapped to model inputs;
+* `frame_step`: one frame of one object; `memory`: which stored frames it reads (the memory
+  bank's read side); `bank`: where its output is filed (the write side);
+* `results`: the masks handed back (`non_overlapping`: one object per pixel).
+"""
+
+from sam2r.predictor.video.predictor import VideoPredictor
+from sam2r.predictor.video.results import non_overlapping
+from sam2r.predictor.video.session import FrameResult, VideoSession
+
+__all__ = ["FrameResult", "VideoPredictor", "VideoSession", "non_overlapping"]
