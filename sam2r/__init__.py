@@ -19,11 +19,11 @@ from sam2r.build import (
     save_checkpoint,
 )
 from sam2r.config import VARIANTS, SAM2Config, get_config
+from sam2r.configs import config_from_yaml
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.automatic import MaskGenerator, MaskRecord
 from sam2r.predictor.image import ImagePrediction, ImagePredictor
 from sam2r.predictor.video import FrameResult, VideoPredictor, VideoSession
-from sam2r.yaml_config import config_from_yaml
 
 __version__ = "0.1.0"
 

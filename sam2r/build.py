@@ -8,7 +8,7 @@ variant the file looks like. `from_pretrained` fetches the released files from t
 Face hub (the `hub` extra), trying the local cache first.
 
 What it leaves to others: the modules (`sam2r.model`), the configs and the registry
-(`sam2r.config`), reading official YAML files (`sam2r.yaml_config`).
+(`sam2r.config`), reading official YAML files (`sam2r.configs.yaml`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A field exists only where released checkpoints differ (Hiera sizes, the SAM 2 -> 2.1 switches)
 or where a user has a real knob to turn (memory limits, hole filling, non-overlap). Everything the
 released models share (high-res features in the decoder, object pointers, occlusion head, ...) is
-fixed in the modules. Reading the official Hydra-style YAML files lives in `sam2r.yaml_config`.
+fixed in the modules. Reading the official Hydra-style YAML files lives in `sam2r.configs.yaml`.
 """
 
 from __future__ import annotations

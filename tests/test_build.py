@@ -22,9 +22,9 @@ from sam2r.build import (
 )
 from sam2r.build import state_dict_shapes as variant_shapes
 from sam2r.config import VARIANTS, SAM2Config
+from sam2r.configs.yaml import config_from_yaml
 from sam2r.model.sam2 import SAM2Model
 from sam2r.testing import synth_state_dict
-from sam2r.yaml_config import config_from_yaml
 
 MICRO: SAM2Config = config_from_yaml(FIXTURES / "configs" / "micro.json")
 

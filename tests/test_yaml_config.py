@@ -1,4 +1,4 @@
-"""Reading official Hydra-style YAML configs without Hydra (`sam2r.yaml_config`)."""
+"""Reading official Hydra-style YAML configs without Hydra (`sam2r.configs.yaml`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from sam2r.config import (
     NeckConfig,
     SAM2Config,
 )
-from sam2r.yaml_config import (
+from sam2r.configs.yaml import (
     OFFICIAL_CONFIG_NAMES,
     config_from_name_or_path,
     config_from_yaml,

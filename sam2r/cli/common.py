@@ -42,7 +42,7 @@ def load_model(
 ) -> Any:
     """The model from a checkpoint file or the hub cache; CliError with advice on failure."""
     from sam2r.build import build_model, from_pretrained
-    from sam2r.yaml_config import config_from_yaml
+    from sam2r.configs.yaml import config_from_yaml
 
     variant: Any = model
     if config is not None:

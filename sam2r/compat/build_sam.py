@@ -2,7 +2,7 @@
 
 The official builders compose a Hydra config, apply `++model.x=y` override strings, instantiate
 the model and load `torch.load(ckpt)["model"]` strictly. Here the config name or YAML path is
-read by `sam2r.yaml_config` (no Hydra), the same override strings are applied to the YAML tree,
+read by `sam2r.configs.yaml` (no Hydra), the same override strings are applied to the YAML tree,
 and `sam2r.build` loads the checkpoint (strict).
 
 This module holds `build_sam2`, `build_sam2_hf` and what every builder shares (`_build`, the
@@ -23,8 +23,8 @@ import yaml
 
 from sam2r.build import build_model, load_checkpoint
 from sam2r.config import resolve_name
+from sam2r.configs.yaml import config_from_name_or_path
 from sam2r.model.sam2 import SAM2Model
-from sam2r.yaml_config import config_from_name_or_path
 
 # what the official build_sam2 adds when apply_postprocessing=True
 _POSTPROCESSING = (
@@ -115,7 +115,7 @@ _NO_POSTPROCESSING = (
 def _model_keys(config_file: str | os.PathLike[str]) -> set[str]:
     """Top-level keys of a config file's `model:` mapping (none for an official config name:
     the released YAMLs set none of the post-processing keys)."""
-    from sam2r.yaml_config import OFFICIAL_CONFIG_NAMES
+    from sam2r.configs.yaml import OFFICIAL_CONFIG_NAMES
 
     if isinstance(config_file, str) and config_file.strip() in OFFICIAL_CONFIG_NAMES:
         return set()

@@ -9,8 +9,8 @@ A training YAML has four sections (every field optional, defaults below):
     optim:  {lr: 1e-3, ...}
     run:    {out_dir: runs/train, steps: 2000, ...}
 
-This is one of the two places of sam2r where YAML configs appear (with `sam2r.eval`); the model
-itself is always built from `sam2r.config` dataclasses.
+This is one of the two places of sam2r where YAML configs are read (with `sam2r.configs`, the
+official model YAMLs); the model itself is always built from `sam2r.config` dataclasses.
 """
 
 from __future__ import annotations

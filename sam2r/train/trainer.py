@@ -54,7 +54,7 @@ def _setup_distributed(device_opt: str) -> tuple[int, int, torch.device]:
 
 
 def _build(cfg: TrainConfig, device: torch.device) -> Any:
-    from sam2r.yaml_config import config_from_yaml
+    from sam2r.configs.yaml import config_from_yaml
 
     variant: Any = cfg.model.name
     if cfg.model.config is not None:

@@ -6,9 +6,10 @@ reads that tree with PyYAML, applies Hydra-style overrides (`++model.fill_hole_a
 `${a.b.c}` interpolations as Hydra would, checks every key, and maps it onto the frozen
 dataclasses of `sam2r.config`. `config_to_yaml_dict` writes a config back in the same layout.
 
-What it leaves to others: what each official class accepts and how it maps onto the config
-(`sam2r.yaml_schema`), the dataclasses and the variant registry (`sam2r.config`), building the
-modules (`sam2r.build`). Training configs (`trainer.model: SAM2Train`) are not read here.
+What it leaves to others: what each official class accepts (`sam2r.configs.schema`) and how
+the tree maps onto the config (`sam2r.configs.tree`), the dataclasses and the variant registry
+(`sam2r.config`), building the modules (`sam2r.build`). Training configs
+(`trainer.model: SAM2Train`) are not read here.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import yaml
 
 from sam2r.config import VARIANTS, SAM2Config
-from sam2r.yaml_schema import config_to_yaml_dict, tree_to_config
+from sam2r.configs.tree import config_to_yaml_dict, tree_to_config
 
 __all__ = [
     "OFFICIAL_CONFIG_NAMES",

@@ -1,20 +1,17 @@
-"""What the official SAM 2 model classes accept, and how their YAML tree maps onto `SAM2Config`.
+"""How the official YAML model tree maps onto `SAM2Config`, both ways.
 
-The official configs name constructor arguments of `SAM2Base`, `Hiera`, `FpnNeck`,
-`MemoryAttention`, ... under `_target_` keys. This module holds, for each of those classes, its
-keys and constructor defaults (`SCHEMAS`), reads a plain-dict model tree into a `SAM2Config`
-(`tree_to_config`: unknown keys, types, the released-architecture flags and shape constraints
-are checked with the key path in every message), and writes a config back as such a tree
-(`config_to_yaml_dict`).
+`tree_to_config` reads a plain-dict `model:` tree into a `SAM2Config`: unknown keys, types, the
+released-architecture flags and shape constraints are checked with the key path in every
+message. `config_to_yaml_dict` writes a config back as such a tree, every setting explicit.
 
-What it leaves to others: reading files, Hydra overrides, interpolation and the builder's
-inference defaults (`sam2r.yaml_config`); the dataclasses and registry (`sam2r.config`).
+What it leaves to others: what each official class accepts (`sam2r.configs.schema`); reading
+files, Hydra overrides, interpolation and the builder's inference defaults
+(`sam2r.configs.yaml`); the dataclasses and registry (`sam2r.config`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sam2r.config import (
@@ -24,277 +21,33 @@ from sam2r.config import (
     NeckConfig,
     SAM2Config,
 )
-
-_REQUIRED = object()  # marks a constructor argument without a default
-
-# `_target_` names of the official classes
-_BASE = "sam2.modeling.sam2_base.SAM2Base"
-_VIDEO = "sam2.sam2_video_predictor.SAM2VideoPredictor"
-_VIDEO_VOS = "sam2.sam2_video_predictor.SAM2VideoPredictorVOS"
-_IMAGE_ENCODER = "sam2.modeling.backbones.image_encoder.ImageEncoder"
-_HIERA = "sam2.modeling.backbones.hieradet.Hiera"
-_NECK = "sam2.modeling.backbones.image_encoder.FpnNeck"
-_POS_SINE = "sam2.modeling.position_encoding.PositionEmbeddingSine"
-_MEM_ATTN = "sam2.modeling.memory_attention.MemoryAttention"
-_MEM_ATTN_LAYER = "sam2.modeling.memory_attention.MemoryAttentionLayer"
-_ROPE_ATTN = "sam2.modeling.sam.transformer.RoPEAttention"
-_MEM_ENC = "sam2.modeling.memory_encoder.MemoryEncoder"
-_MASK_DOWN = "sam2.modeling.memory_encoder.MaskDownSampler"
-_FUSER = "sam2.modeling.memory_encoder.Fuser"
-_CXBLOCK = "sam2.modeling.memory_encoder.CXBlock"
-
-_SAM2BASE_KEYS: dict[str, Any] = {
-    "image_encoder": _REQUIRED,
-    "memory_attention": _REQUIRED,
-    "memory_encoder": _REQUIRED,
-    "num_maskmem": 7,
-    "image_size": 512,
-    "backbone_stride": 16,
-    "sigmoid_scale_for_mem_enc": 1.0,
-    "sigmoid_bias_for_mem_enc": 0.0,
-    "binarize_mask_from_pts_for_mem_enc": False,
-    "use_mask_input_as_output_without_sam": False,
-    "max_cond_frames_in_attn": -1,
-    "directly_add_no_mem_embed": False,
-    "use_high_res_features_in_sam": False,
-    "multimask_output_in_sam": False,
-    "multimask_min_pt_num": 1,
-    "multimask_max_pt_num": 1,
-    "multimask_output_for_tracking": False,
-    "use_multimask_token_for_obj_ptr": False,
-    "iou_prediction_use_sigmoid": False,
-    "memory_temporal_stride_for_eval": 1,
-    "non_overlap_masks_for_mem_enc": False,
-    "use_obj_ptrs_in_encoder": False,
-    "max_obj_ptrs_in_encoder": 16,
-    "add_tpos_enc_to_obj_ptrs": True,
-    "proj_tpos_enc_in_obj_ptrs": False,
-    "use_signed_tpos_enc_to_obj_ptrs": False,
-    "only_obj_ptrs_in_the_past_for_eval": False,
-    "pred_obj_scores": False,
-    "pred_obj_scores_mlp": False,
-    "fixed_no_obj_ptr": False,
-    "soft_no_obj_ptr": False,
-    "use_mlp_for_obj_ptr_proj": False,
-    "no_obj_embed_spatial": False,
-    "sam_mask_decoder_extra_args": None,
-    "compile_image_encoder": False,
-    # SAM2VideoPredictor's own arguments; accepted whatever the top-level target, because
-    # sam2r keeps them in the one config
-    "fill_hole_area": 0,
-    "non_overlap_masks": False,
-    "clear_non_cond_mem_around_input": False,
-    "clear_non_cond_mem_for_multi_obj": False,  # older official versions only
-    "add_all_frames_to_correct_as_cond": False,
-}
-
-SCHEMAS: dict[str, dict[str, Any]] = {
-    _BASE: _SAM2BASE_KEYS,
-    _VIDEO: _SAM2BASE_KEYS,
-    _VIDEO_VOS: _SAM2BASE_KEYS,
-    _IMAGE_ENCODER: {"trunk": _REQUIRED, "neck": _REQUIRED, "scalp": 0},
-    _HIERA: {
-        **{f: getattr(HieraConfig(), f) for f in HieraConfig.__dataclass_fields__},
-        "weights_path": None,
-        "return_interm_layers": True,
-    },
-    _NECK: {
-        "position_encoding": _REQUIRED,
-        "d_model": _REQUIRED,
-        "backbone_channel_list": _REQUIRED,
-        "kernel_size": 1,
-        "stride": 1,
-        "padding": 0,
-        "fpn_interp_model": "bilinear",
-        "fuse_type": "sum",
-        "fpn_top_down_levels": None,
-    },
-    _POS_SINE: {
-        "num_pos_feats": _REQUIRED,
-        "temperature": 10000,
-        "normalize": True,
-        "scale": None,
-        # only size the official pre-computed cache; no effect on the numbers
-        "warmup_cache": True,
-        "image_size": 1024,
-        "strides": [4, 8, 16, 32],
-    },
-    _MEM_ATTN: {
-        "d_model": _REQUIRED,
-        "pos_enc_at_input": _REQUIRED,
-        "layer": _REQUIRED,
-        "num_layers": _REQUIRED,
-        "batch_first": True,
-    },
-    _MEM_ATTN_LAYER: {
-        "activation": _REQUIRED,
-        "cross_attention": _REQUIRED,
-        "d_model": _REQUIRED,
-        "dim_feedforward": _REQUIRED,
-        "dropout": _REQUIRED,
-        "pos_enc_at_attn": _REQUIRED,
-        "pos_enc_at_cross_attn_keys": _REQUIRED,
-        "pos_enc_at_cross_attn_queries": _REQUIRED,
-        "self_attention": _REQUIRED,
-    },
-    _ROPE_ATTN: {
-        "embedding_dim": _REQUIRED,
-        "num_heads": _REQUIRED,
-        "downsample_rate": 1,
-        "dropout": 0.0,
-        "kv_in_dim": None,
-        "rope_theta": 10000.0,
-        "rope_k_repeat": False,
-        "feat_sizes": [64, 64],  # the official signature's default (the released files say so too)
-    },
-    _MEM_ENC: {
-        "out_dim": _REQUIRED,
-        "mask_downsampler": _REQUIRED,
-        "fuser": _REQUIRED,
-        "position_encoding": _REQUIRED,
-        "in_dim": 256,
-    },
-    _MASK_DOWN: {
-        "embed_dim": 256,
-        "kernel_size": 4,
-        "stride": 4,
-        "padding": 0,
-        "total_stride": 16,
-        "activation": None,  # a class in Python; sam2r always uses GELU (the default)
-    },
-    _FUSER: {"layer": _REQUIRED, "num_layers": _REQUIRED, "dim": None, "input_projection": False},
-    _CXBLOCK: {
-        "dim": _REQUIRED,
-        "kernel_size": 7,
-        "padding": 3,
-        "drop_path": 0.0,
-        "layer_scale_init_value": 1e-6,
-        "use_dwconv": True,
-    },
-}
-
-# which `_target_` may stand where (the first is assumed when `_target_` is absent)
-_SLOTS: dict[str, tuple[str, ...]] = {
-    "model": (_BASE, _VIDEO, _VIDEO_VOS),
-    "image_encoder": (_IMAGE_ENCODER,),
-    "trunk": (_HIERA,),
-    "neck": (_NECK,),
-    "position_encoding": (_POS_SINE,),
-    "memory_attention": (_MEM_ATTN,),
-    "layer": (_MEM_ATTN_LAYER,),
-    "attention": (_ROPE_ATTN,),
-    "memory_encoder": (_MEM_ENC,),
-    "mask_downsampler": (_MASK_DOWN,),
-    "fuser": (_FUSER,),
-    "cxblock": (_CXBLOCK,),
-}
-
-_EXTRA_ARGS_KEYS = {  # `sam_mask_decoder_extra_args` keys and the MaskDecoder defaults
-    "dynamic_multimask_via_stability": False,
-    "dynamic_multimask_stability_delta": 0.05,
-    "dynamic_multimask_stability_thresh": 0.98,
-}
-
-_INTERP_MODES = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
+from sam2r.configs.schema import (
+    CXBLOCK,
+    FUSER,
+    HIERA,
+    IMAGE_ENCODER,
+    INTERP_MODES,
+    MASK_DOWN,
+    MEM_ATTN,
+    MEM_ATTN_LAYER,
+    MEM_ENC,
+    NECK,
+    POS_SINE,
+    ROPE_ATTN,
+    VIDEO,
+    Node,
+    unsupported,
+)
 
 # ----------------------------------------------------------------------------------------------
 # Reading the tree
 # ----------------------------------------------------------------------------------------------
 
 
-def _unsupported(path: str, value: Any, supported: Any, why: str = "") -> ValueError:
-    return ValueError(
-        f"sam2r builds only the released SAM 2 architecture: {path} = {value!r} is not supported "
-        f"(supported: {supported!r}){why}. Remove the key or set it to {supported!r}."
-    )
-
-
-class _Node:
-    """One `_target_` mapping of the tree: unknown-key check, defaults, typed getters."""
-
-    def __init__(self, value: Any, path: str, slot: str | None) -> None:
-        if not isinstance(value, Mapping):
-            raise ValueError(f"{path} must be a mapping, got {type(value).__name__} {value!r}")
-        self.path = path
-        self.data = dict(value)
-        if slot is None:  # `sam_mask_decoder_extra_args`: MaskDecoder keywords, no `_target_`
-            self.target, schema, known = "MaskDecoder", _EXTRA_ARGS_KEYS, list(_EXTRA_ARGS_KEYS)
-        else:
-            targets = _SLOTS[slot]
-            self.target = self.data.pop("_target_", targets[0])
-            if self.target not in targets:
-                raise ValueError(
-                    f"unknown _target_ {self.target!r} at {path}; expected one of {list(targets)}"
-                )
-            schema = SCHEMAS[self.target]
-            known = ["_target_", *schema]
-        unknown = [k for k in self.data if k not in schema]
-        if unknown:
-            raise ValueError(
-                f"unknown key {path}.{unknown[0]} in a {self.target.rsplit('.', 1)[-1]} node; "
-                f"known keys: {', '.join(known)}"
-            )
-        missing = [k for k, d in schema.items() if d is _REQUIRED and k not in self.data]
-        if missing:
-            raise ValueError(f"missing key {path}.{missing[0]} (required by {self.target})")
-        self.values = {k: self.data.get(k, d) for k, d in schema.items()}
-
-    def key(self, key: str) -> str:
-        return f"{self.path}.{key}"
-
-    def raw(self, key: str) -> Any:
-        return self.values[key]
-
-    def child(self, key: str, slot: str) -> _Node:
-        return _Node(self.values[key], self.key(key), slot)
-
-    def integer(self, key: str, minimum: int | None = None) -> int:
-        v = self.values[key]
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise ValueError(f"{self.key(key)} must be an integer, got {v!r}")
-        if minimum is not None and v < minimum:
-            raise ValueError(f"{self.key(key)} must be >= {minimum}, got {v}")
-        return v
-
-    def number(self, key: str) -> float:
-        v = self.values[key]
-        if not isinstance(v, (int, float)) or isinstance(v, bool):
-            raise ValueError(f"{self.key(key)} must be a number, got {v!r}")
-        return float(v)
-
-    def flag(self, key: str) -> bool:
-        v = self.values[key]
-        if not isinstance(v, bool):
-            raise ValueError(f"{self.key(key)} must be true or false, got {v!r}")
-        return v
-
-    def choice(self, key: str, choices: Sequence[str]) -> str:
-        v = self.values[key]
-        if v not in choices:
-            raise ValueError(f"{self.key(key)} must be one of {list(choices)}, got {v!r}")
-        return v
-
-    def integers(self, key: str, length: int | None = None) -> tuple[int, ...]:
-        v = self.values[key]
-        ok = isinstance(v, (list, tuple)) and all(
-            isinstance(x, int) and not isinstance(x, bool) for x in v
-        )
-        if not ok or (length is not None and len(v) != length):
-            size = f"{length} " if length is not None else ""
-            raise ValueError(f"{self.key(key)} must be a list of {size}integers, got {v!r}")
-        return tuple(v)
-
-    def fixed(self, key: str, supported: Any, why: str = "") -> None:
-        v = self.values[key]
-        same = type(v) is type(supported) or {type(v), type(supported)} <= {int, float}
-        if not same or v != supported:
-            raise _unsupported(self.key(key), v, supported, why)
-
-
-def _read_position_encoding(node: _Node, num_pos_feats: int, owner: str) -> None:
+def _read_position_encoding(node: Node, num_pos_feats: int, owner: str) -> None:
     node.integer("num_pos_feats")
     if node.raw("num_pos_feats") != num_pos_feats:
-        raise _unsupported(
+        raise unsupported(
             node.key("num_pos_feats"), node.raw("num_pos_feats"), num_pos_feats, f" (= {owner})"
         )
     node.fixed("temperature", 10000)
@@ -303,13 +56,13 @@ def _read_position_encoding(node: _Node, num_pos_feats: int, owner: str) -> None
     if scale is not None and not (
         isinstance(scale, (int, float)) and math.isclose(scale, 2 * math.pi)
     ):
-        raise _unsupported(node.key("scale"), scale, None, " (None means 2*pi)")
+        raise unsupported(node.key("scale"), scale, None, " (None means 2*pi)")
     node.flag("warmup_cache")  # the last three only size the official cache: ignored
     node.integer("image_size")
     node.integers("strides")
 
 
-def _read_image_encoder(enc: _Node) -> tuple[HieraConfig, NeckConfig]:
+def _read_image_encoder(enc: Node) -> tuple[HieraConfig, NeckConfig]:
     trunk = enc.child("trunk", "trunk")
     hiera = HieraConfig(
         embed_dim=trunk.integer("embed_dim", 1),
@@ -361,16 +114,16 @@ def _read_image_encoder(enc: _Node) -> tuple[HieraConfig, NeckConfig]:
         d_model=d_model,
         backbone_channel_list=channels,
         fpn_top_down_levels=levels,
-        fpn_interp_model=neck.choice("fpn_interp_model", _INTERP_MODES),
+        fpn_interp_model=neck.choice("fpn_interp_model", INTERP_MODES),
         fuse_type=neck.choice("fuse_type", ("sum", "avg")),
         scalp=scalp,
     )
 
 
-def _read_memory_attention(ma: _Node, hidden_dim: int, mem_dim: int) -> MemoryAttentionConfig:
+def _read_memory_attention(ma: Node, hidden_dim: int, mem_dim: int) -> MemoryAttentionConfig:
     d_model = ma.integer("d_model", 1)
     if d_model != hidden_dim:
-        raise _unsupported(ma.key("d_model"), d_model, hidden_dim, " (= the neck's d_model)")
+        raise unsupported(ma.key("d_model"), d_model, hidden_dim, " (= the neck's d_model)")
     ma.fixed("pos_enc_at_input", True)
     ma.fixed("batch_first", True)
     layer = ma.child("layer", "layer")
@@ -379,14 +132,14 @@ def _read_memory_attention(ma: _Node, hidden_dim: int, mem_dim: int) -> MemoryAt
     layer.fixed("pos_enc_at_cross_attn_keys", True)
     layer.fixed("pos_enc_at_cross_attn_queries", False)
     if layer.integer("d_model") != d_model:
-        raise _unsupported(layer.key("d_model"), layer.raw("d_model"), d_model, f" (= {ma.path})")
+        raise unsupported(layer.key("d_model"), layer.raw("d_model"), d_model, f" (= {ma.path})")
     dropout = layer.number("dropout")
     self_attn = layer.child("self_attention", "attention")
     cross = layer.child("cross_attention", "attention")
     self_attn.fixed("rope_k_repeat", False)
     cross.fixed("rope_k_repeat", True)
     if self_attn.raw("kv_in_dim") not in (None, d_model):
-        raise _unsupported(self_attn.key("kv_in_dim"), self_attn.raw("kv_in_dim"), None)
+        raise unsupported(self_attn.key("kv_in_dim"), self_attn.raw("kv_in_dim"), None)
     kv_in_dim = d_model if cross.raw("kv_in_dim") is None else cross.integer("kv_in_dim")
     if kv_in_dim != mem_dim:
         raise ValueError(
@@ -395,7 +148,7 @@ def _read_memory_attention(ma: _Node, hidden_dim: int, mem_dim: int) -> MemoryAt
         )
     for attn in (self_attn, cross):
         if attn.integer("embedding_dim") != d_model:
-            raise _unsupported(attn.key("embedding_dim"), attn.raw("embedding_dim"), d_model)
+            raise unsupported(attn.key("embedding_dim"), attn.raw("embedding_dim"), d_model)
         attn.fixed("downsample_rate", 1)
         if attn.number("dropout") != dropout:
             raise ValueError(
@@ -430,22 +183,22 @@ def _read_memory_attention(ma: _Node, hidden_dim: int, mem_dim: int) -> MemoryAt
     )
 
 
-def _read_memory_encoder(me: _Node, hidden_dim: int) -> MemoryEncoderConfig:
+def _read_memory_encoder(me: Node, hidden_dim: int) -> MemoryEncoderConfig:
     out_dim, in_dim = me.integer("out_dim", 1), me.integer("in_dim", 1)
     if in_dim != hidden_dim:
-        raise _unsupported(me.key("in_dim"), in_dim, hidden_dim, " (= the neck's d_model)")
+        raise unsupported(me.key("in_dim"), in_dim, hidden_dim, " (= the neck's d_model)")
     _read_position_encoding(
         me.child("position_encoding", "position_encoding"), out_dim, me.key("out_dim")
     )
     down = me.child("mask_downsampler", "mask_downsampler")
     if down.integer("embed_dim") != in_dim:
-        raise _unsupported(
+        raise unsupported(
             down.key("embed_dim"), down.raw("embed_dim"), in_dim, f" (= {me.path}.in_dim)"
         )
     down.fixed("activation", None, " (sam2r always uses GELU, the default)")
     stride, total = down.integer("stride", 2), down.integer("total_stride", 1)
     if total != 16:
-        raise _unsupported(down.key("total_stride"), total, 16, " (= the backbone stride)")
+        raise unsupported(down.key("total_stride"), total, 16, " (= the backbone stride)")
     if stride ** round(math.log(total, stride)) != total:
         raise ValueError(f"{down.key('total_stride')} = {total} must be a power of stride {stride}")
     fuser = me.child("fuser", "fuser")
@@ -454,12 +207,12 @@ def _read_memory_encoder(me: _Node, hidden_dim: int) -> MemoryEncoderConfig:
         fuser.integer("dim")  # unused without input_projection, as in the official code
     block = fuser.child("layer", "cxblock")
     if block.integer("dim") != in_dim:
-        raise _unsupported(block.key("dim"), block.raw("dim"), in_dim, f" (= {me.path}.in_dim)")
+        raise unsupported(block.key("dim"), block.raw("dim"), in_dim, f" (= {me.path}.in_dim)")
     block.fixed("use_dwconv", True)
     block.fixed("drop_path", 0.0, " (sam2r's fuser has no stochastic depth)")
     scale = block.number("layer_scale_init_value")
     if scale <= 0:
-        raise _unsupported(block.key("layer_scale_init_value"), scale, 1e-6, " (must be > 0)")
+        raise unsupported(block.key("layer_scale_init_value"), scale, 1e-6, " (must be > 0)")
     return MemoryEncoderConfig(
         out_dim=out_dim,
         in_dim=in_dim,
@@ -505,7 +258,7 @@ def tree_to_config(tree: Any, name: str) -> SAM2Config:
             type, an architecture flag sam2r does not build, or inconsistent sizes; the message
             names the key path (`model.memory_encoder.fuser.layer.dim`).
     """
-    top = _Node(tree, "model", "model")
+    top = Node(tree, "model", "model")
     for key, supported in _FIXED_FLAGS.items():
         top.fixed(key, supported)
     top.flag("compile_image_encoder")  # accepted, ignored: torch.compile is opt-in elsewhere
@@ -517,7 +270,7 @@ def tree_to_config(tree: Any, name: str) -> SAM2Config:
         top.child("memory_attention", "memory_attention"), neck.d_model, memory_encoder.out_dim
     )
     extra = top.raw("sam_mask_decoder_extra_args")
-    dyn = _Node({} if extra is None else extra, top.key("sam_mask_decoder_extra_args"), None)
+    dyn = Node({} if extra is None else extra, top.key("sam_mask_decoder_extra_args"), None)
 
     add_tpos, proj_tpos = (
         top.flag("add_tpos_enc_to_obj_ptrs"),
@@ -627,7 +380,7 @@ def config_to_yaml_dict(cfg: SAM2Config) -> dict[str, Any]:
 
     def attention(cross: bool) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "_target_": _ROPE_ATTN,
+            "_target_": ROPE_ATTN,
             "rope_theta": ma.rope_theta,
             "feat_sizes": list(ma.feat_sizes),
         }
@@ -641,7 +394,7 @@ def config_to_yaml_dict(cfg: SAM2Config) -> dict[str, Any]:
 
     def sine(num_pos_feats: int) -> dict[str, Any]:
         return {
-            "_target_": _POS_SINE,
+            "_target_": POS_SINE,
             "num_pos_feats": num_pos_feats,
             "normalize": True,
             "scale": None,
@@ -649,12 +402,12 @@ def config_to_yaml_dict(cfg: SAM2Config) -> dict[str, Any]:
         }
 
     model: dict[str, Any] = {
-        "_target_": _VIDEO,
+        "_target_": VIDEO,
         "image_encoder": {
-            "_target_": _IMAGE_ENCODER,
+            "_target_": IMAGE_ENCODER,
             "scalp": neck.scalp,
             "trunk": {
-                "_target_": _HIERA,
+                "_target_": HIERA,
                 "embed_dim": h.embed_dim,
                 "num_heads": h.num_heads,
                 "drop_path_rate": h.drop_path_rate,
@@ -668,7 +421,7 @@ def config_to_yaml_dict(cfg: SAM2Config) -> dict[str, Any]:
                 "global_att_blocks": list(h.global_att_blocks),
             },
             "neck": {
-                "_target_": _NECK,
+                "_target_": NECK,
                 "position_encoding": sine(neck.d_model),
                 "d_model": neck.d_model,
                 "backbone_channel_list": list(neck.backbone_channel_list),
@@ -678,11 +431,11 @@ def config_to_yaml_dict(cfg: SAM2Config) -> dict[str, Any]:
             },
         },
         "memory_attention": {
-            "_target_": _MEM_ATTN,
+            "_target_": MEM_ATTN,
             "d_model": ma.d_model,
             "pos_enc_at_input": True,
             "layer": {
-                "_target_": _MEM_ATTN_LAYER,
+                "_target_": MEM_ATTN_LAYER,
                 "activation": "relu",
                 "dim_feedforward": ma.dim_feedforward,
                 "dropout": ma.dropout,
@@ -696,11 +449,11 @@ def config_to_yaml_dict(cfg: SAM2Config) -> dict[str, Any]:
             "num_layers": ma.num_layers,
         },
         "memory_encoder": {
-            "_target_": _MEM_ENC,
+            "_target_": MEM_ENC,
             "out_dim": me.out_dim,
             "position_encoding": sine(me.out_dim),
             "mask_downsampler": {
-                "_target_": _MASK_DOWN,
+                "_target_": MASK_DOWN,
                 "kernel_size": me.mask_kernel_size,
                 "stride": me.mask_stride,
                 "padding": me.mask_padding,
@@ -708,9 +461,9 @@ def config_to_yaml_dict(cfg: SAM2Config) -> dict[str, Any]:
                 "embed_dim": me.in_dim,
             },
             "fuser": {
-                "_target_": _FUSER,
+                "_target_": FUSER,
                 "layer": {
-                    "_target_": _CXBLOCK,
+                    "_target_": CXBLOCK,
                     "dim": me.in_dim,
                     "kernel_size": me.fuser_kernel_size,
                     "padding": me.fuser_padding,
