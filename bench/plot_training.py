@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sam2r.cli_train import plot_curve
+from sam2r.cli.train import plot_curve
 
 
 def main(argv: list[str] | None = None) -> int:
