@@ -33,6 +33,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.name in KERNEL_TESTS:
             item.add_marker(pytest.mark.kernels)
+
+
 CONFIGS = ("micro", "sam2.1_hiera_t", "sam2_hiera_t")
 
 

@@ -35,6 +35,13 @@ def model_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--checkpoint", help="official .pt checkpoint (variant recognised)")
     sp.add_argument("--config", help="model YAML (official layout) for a custom checkpoint")
     sp.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps ...")
+    sp.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16"),
+        help="bf16: image encoder and memory attention in bfloat16 (CPUs with AVX512_BF16 or "
+        "AMX, CUDA GPUs; refused where slower). Default fp32: the official numbers",
+    )
 
 
 def load_model(

@@ -40,8 +40,12 @@ def cmd_everything(args: argparse.Namespace) -> int:
         "use_m2m": args.use_m2m,
     }
     try:
-        generator = MaskGenerator(model, output_mode="coco_rle", **options)
+        generator = MaskGenerator(
+            model, output_mode="coco_rle", precision=args.precision, **options
+        )
     except ValueError as e:
+        if "precision" in str(e):
+            raise CliError(str(e).replace("precision='bf16'", "--precision bf16")) from None
         raise CliError(str(e).replace("_", "-")) from None
     records = generator.generate(image)
 

@@ -46,7 +46,12 @@ def cmd_image(args: argparse.Namespace) -> int:
         raise CliError("give at least one --point X,Y or --box X0,Y0,X1,Y1")
 
     model = load_model(args.model, args.checkpoint, args.device, args.config)
-    predictor = ImagePredictor(model, max_hole_area=args.max_hole_area)
+    try:
+        predictor = ImagePredictor(
+            model, max_hole_area=args.max_hole_area, precision=args.precision
+        )
+    except ValueError as e:
+        raise CliError(str(e).replace("precision='bf16'", "--precision bf16")) from None
     predictor.set_image(image)
 
     coords = np.array([p[:2] for p in points], dtype=np.float32) if points else None

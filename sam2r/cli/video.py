@@ -63,9 +63,11 @@ def make_predictor(args: argparse.Namespace) -> Any:
             model,
             fill_hole_area=args.fill_hole_area,
             non_overlap_masks=True if args.non_overlap else None,
+            precision=args.precision,
         )
     except ValueError as e:
-        raise CliError(str(e).replace("fill_hole_area", "--fill-hole-area")) from None
+        msg = str(e).replace("fill_hole_area", "--fill-hole-area")
+        raise CliError(msg.replace("precision='bf16'", "--precision bf16")) from None
 
 
 def open_video(path: Path) -> Any:
@@ -202,7 +204,9 @@ def run_everything(args: argparse.Namespace) -> int:
     source = open_video(Path(args.input))
     predictor = make_predictor(args)
     try:
-        generator = MaskGenerator(predictor.model, points_per_side=args.points_per_side)
+        generator = MaskGenerator(
+            predictor.model, points_per_side=args.points_per_side, precision=predictor.precision
+        )
     except ValueError as e:
         raise CliError(str(e)) from None
     session = predictor.init_session(source)

@@ -141,7 +141,15 @@ def _run_shard(
 
     mine = shard(names, dist.rank, dist.world, counts)
     model = load_model(args.model, args.checkpoint, device, args.config)
-    predictor = VideoPredictor(model, fill_hole_area=args.fill_hole_area, non_overlap_masks=False)
+    try:
+        predictor = VideoPredictor(
+            model,
+            fill_hole_area=args.fill_hole_area,
+            non_overlap_masks=False,
+            precision=args.precision,
+        )
+    except ValueError as e:
+        raise CliError(str(e).replace("precision='bf16'", "--precision bf16")) from None
     done = skipped = frames = 0
     with _progress(sum(counts[n] for n in mine), dist, args.quiet) as bar:
         on_sequence: Callable[[str], None] = bar.set_postfix_str

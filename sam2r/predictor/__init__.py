@@ -6,5 +6,6 @@
   and prompt checks beside it);
 * `everything`: the automatic mask generator's objects tracked through a video;
 * `inputs`: arrays of numbers users pass, as checked tensors (shared by the prompt checks);
+* `precision`: float32 or the opt-in bfloat16 mode, refused where it would be slower;
 * `allocator`: glibc malloc thresholds for CPU inference (set by the video predictor).
 """

@@ -57,6 +57,7 @@ from sam2r.ops.boxes import (
 )
 from sam2r.ops.masks import fill_holes_and_remove_sprinkles
 from sam2r.ops.transforms import preprocess_image, to_rgb_array, transform_coords
+from sam2r.predictor.precision import Precision, float32, resolve_precision
 
 OUTPUT_MODES = ("binary", "uncompressed_rle", "coco_rle")
 _MODE_ALIASES = {"binary_mask": "binary"}  # the official name
@@ -147,6 +148,8 @@ class MaskGenerator:
             "uncompressed_rle" or "coco_rle".
         use_m2m: refine every mask once by prompting with it and its click.
         multimask_output: 3 masks per click instead of 1.
+        precision: "fp32" (default) or "bf16": the image encoder in bfloat16 where that is
+            faster (see `sam2r.predictor.precision`); the decoder stays float32.
     """
 
     def __init__(
@@ -168,9 +171,11 @@ class MaskGenerator:
         output_mode: str = "binary",
         use_m2m: bool = False,
         multimask_output: bool = True,
+        precision: str | Precision = "fp32",
     ) -> None:
         if not isinstance(model, SAM2Model):
             raise TypeError(f"model must be a sam2r SAM2Model, got {type(model).__name__}")
+        self.precision = resolve_precision(precision, model.device)
         self.model = model
         self.crop_n_layers = _int("crop_n_layers", crop_n_layers, 0)
         self.crop_n_points_downscale_factor = _int(
@@ -289,7 +294,10 @@ class MaskGenerator:
             return _Kept.empty(model.image_size // 4, model.device)
         crop = rgb[y0:y1, x0:x1]
         crop_hw = crop.shape[:2]
-        feats = model.encode_image(preprocess_image(crop, model.image_size).to(model.device))
+        with self.precision.autocast():  # bf16 mode: the encoder only, float32 out
+            feats = float32(
+                model.encode_image(preprocess_image(crop, model.image_size).to(model.device))
+            )
         embed = model.no_memory(feats)
 
         scale = np.array(crop_hw)[None, ::-1]  # (1, 2) w, h

@@ -27,6 +27,7 @@ from sam2r.ops.transforms import (
     transform_coords,
 )
 from sam2r.predictor.inputs import as_tensor, check_inside, float_tensor
+from sam2r.predictor.precision import Precision, float32, resolve_precision
 
 
 @dataclass
@@ -68,6 +69,10 @@ class ImagePredictor:
         max_hole_area: fill holes of up to this many low-res pixels (0 = off).
         max_sprinkle_area: remove specks of up to this many low-res pixels (0 = off).
         check_bounds: raise on prompts outside the image (the official code accepts them).
+        precision: "fp32" (default: the official numbers) or "bf16": the image encoder in
+            bfloat16 where the CPU has native bfloat16 or on a CUDA GPU (refused with a
+            `ValueError` where it would be slower; see `sam2r.predictor.precision`). Prompts
+            and masks are float32 either way.
     """
 
     def __init__(
@@ -77,9 +82,11 @@ class ImagePredictor:
         max_hole_area: float = 0,
         max_sprinkle_area: float = 0,
         check_bounds: bool = True,
+        precision: str | Precision = "fp32",
     ) -> None:
         if not isinstance(model, SAM2Model):
             raise TypeError(f"model must be a sam2r SAM2Model, got {type(model).__name__}")
+        self.precision = resolve_precision(precision, model.device)
         self.model = model
         self.mask_threshold = float(mask_threshold)
         self.max_hole_area = _area("max_hole_area", max_hole_area)
@@ -133,7 +140,8 @@ class ImagePredictor:
         self._features = self._encode(x, [r.shape[:2] for r in rgbs], batched=True)
 
     def _encode(self, x: Tensor, hws: list[tuple[int, int]], batched: bool) -> _Features:
-        feats = self.model.encode_image(x)
+        with self.precision.autocast():  # bf16 mode: the encoder only, float32 out
+            feats = float32(self.model.encode_image(x))
         embed = self.model.no_memory(feats)
         return _Features(embed, feats.high_res, [(int(h), int(w)) for h, w in hws], batched)
 

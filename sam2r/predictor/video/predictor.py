@@ -41,6 +41,7 @@ from sam2r.io.open import open_frames
 from sam2r.model.common import pack_weights as pack_layer_weights
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.allocator import tune_malloc
+from sam2r.predictor.precision import Precision, resolve_precision
 from sam2r.predictor.video.bank import (
     clear_prompts,
     commit_prompts,
@@ -85,6 +86,12 @@ class VideoPredictor:
         pack_weights: on the CPU, keep the model's linear weights in oneDNN's GEMM layout between
             frames (5-10% faster layers, the same results, one more copy of those weights in
             RAM: about 150 MB for the tiny model). False leaves the model as it is.
+        precision: "fp32" (default: the official numbers) or "bf16": the image encoder and the
+            memory attention in bfloat16 where the CPU has native bfloat16 (AVX512_BF16, AMX)
+            or on a CUDA GPU (see `sam2r.predictor.precision` and the README for its speed and
+            its agreement with float32); refused with a `ValueError` where it would be slower.
+            Results are float32 either way; memories are stored in bfloat16 in both modes, as
+            the official code does.
     """
 
     def __init__(
@@ -95,6 +102,7 @@ class VideoPredictor:
         feature_cache_size: int = 4,
         check_bounds: bool = True,
         pack_weights: bool = True,
+        precision: str | Precision = "fp32",
     ) -> None:
         if not isinstance(model, SAM2Model):
             raise TypeError(f"model must be a sam2r SAM2Model, got {type(model).__name__}")
@@ -108,6 +116,7 @@ class VideoPredictor:
             or feature_cache_size < 1
         ):
             raise ValueError(f"feature_cache_size must be an int >= 1, got {feature_cache_size!r}")
+        self.precision = resolve_precision(precision, model.device)
         self.model = model
         if model.device.type == "cpu":
             tune_malloc()  # large blocks reused, not page-faulted afresh (see allocator.py)
@@ -200,6 +209,7 @@ class VideoPredictor:
             storage_device=storage,
             feature_cache_size=self.feature_cache_size,
             pool=pool,
+            precision=self.precision,
         )
 
     @torch.inference_mode()

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from sam2r.io.frames import FrameSource
 from sam2r.model.sam2 import ImageFeatures
+from sam2r.predictor.precision import Precision
 from sam2r.predictor.video.spill import SpilledTensor, SpillPool, tensor_bytes
 
 
@@ -190,6 +191,7 @@ class VideoSession:
     pool: SpillPool | None = None  # RAM budget of stored masks/memories (None: unbounded)
     live: bool = False  # a stream: frames arrive one by one, old outputs are dropped
     maskmem_pos: Tensor | None = None  # (1, mem_dim, S/16, S/16), the same for every memory
+    precision: Precision = field(default_factory=Precision)  # of the encoder and memory attention
     _features: OrderedDict[int, ImageFeatures] = field(default_factory=OrderedDict, repr=False)
 
     @property
