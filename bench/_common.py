@@ -17,10 +17,51 @@ DEFAULT_REF = Path.home() / ".cache/sam2r-reference/venv/bin/python"
 REFERENCE_DIR = ROOT.parent / "shared" / "reference"
 
 
-def run_worker(side: str, python: str, worker: str, args: list[str]) -> dict:
+# environment that makes torch, MKL and oneDNN all run AVX2 code, as on a CPU without AVX-512
+AVX2_ENV = {
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+}
+
+
+def cpu_info() -> dict:
+    """What the benchmark ran on: the CPU's model name and its SIMD flags that matter here."""
+    info: dict = {"model": "unknown", "flags": []}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return info
+    wanted = (
+        "avx2",
+        "fma",
+        "avx512f",
+        "avx512bw",
+        "avx512_vnni",
+        "avx512_bf16",
+        "amx_bf16",
+        "amx_tile",
+        "amx_int8",
+    )
+    for line in text.splitlines():
+        if line.startswith("model name") and info["model"] == "unknown":
+            info["model"] = line.split(":", 1)[1].strip()
+        if line.startswith("flags"):
+            have = set(line.split(":", 1)[1].split())
+            info["flags"] = [f for f in wanted if f in have]
+            break
+    info["logical_cpus"] = os.cpu_count()
+    return info
+
+
+def run_worker(
+    side: str, python: str, worker: str, args: list[str], env_extra: dict | None = None
+) -> dict:
     """Run `worker` (Python source) as `python -c worker side *args`; its last stdout line is
-    JSON. The reference side gets `../shared/reference` on its path; a failure exits."""
+    JSON. The reference side gets `../shared/reference` on its path; `env_extra` is added to
+    the environment (e.g. `AVX2_ENV`); a failure exits."""
     env = dict(os.environ)
+    env.update(env_extra or {})
     if side == "reference":
         env["PYTHONPATH"] = str(REFERENCE_DIR)
     out = subprocess.run(
