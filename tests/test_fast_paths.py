@@ -276,7 +276,7 @@ def test_packed_weights_leave_training_alone() -> None:
 
 _FAULTS = r"""
 import resource, sys, torch
-from sam2r.predictor.allocator import tune_malloc
+from sam2r.predictor.video.allocator import tune_malloc
 if sys.argv[1] == "tuned":
     assert tune_malloc()
 def faults():

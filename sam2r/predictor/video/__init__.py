@@ -11,7 +11,8 @@
 * `prompts`, `checks`: what the user passes, checked and mapped to model inputs;
 * `frame_step`: one frame of one object; `memory`: which stored frames it reads (the memory
   bank's read side); `bank`: where its output is filed (the write side);
-* `results`: the masks handed back (`non_overlapping`: one object per pixel).
+* `results`: the masks handed back (`non_overlapping`: one object per pixel);
+* `allocator`: glibc malloc thresholds for CPU inference, set when a predictor is made.
 """
 
 from sam2r.predictor.video.predictor import VideoPredictor
