@@ -4,17 +4,24 @@ Attention always goes through `F.scaled_dot_product_attention`; every attention 
 batch-first `(B, N, C)` and the head split/merge happens in one place (`split_heads`/`merge_heads`).
 
 `Linear` is `nn.Linear` (same parameters, same state-dict keys) whose float32 inference on an x86
-CPU runs through oneDNN's linear, which ships inside every x86 torch wheel. On the 2-core
-AVX-512 machine of our benchmarks it is 1.2-1.5x faster than `F.linear` (MKL's sgemm plus a
-separate pass to broadcast the bias), and it fuses the following ReLU or GELU into the same
-pass. The numbers differ from `F.linear` only by summation order (~1e-7 relative). Training
-(anything that needs a gradient), autocast, other devices and small inputs take `F.linear`;
-`SAM2R_ONEDNN=0` turns the fast path off everywhere.
+CPU runs through oneDNN's linear, which ships inside every x86 torch wheel (AVX2 or better), and
+fuses the following ReLU or GELU into the same pass. How much faster than `F.linear` (MKL's
+sgemm plus a separate pass to broadcast the bias) depends on the CPU: 1.2-1.5x per GEMM on the
+AMD Zen 4 of earlier benchmarks; on an Intel Xeon about even per GEMM, and 0.90x (AVX-512) /
+1.00x (AVX2) the time of the whole image encoder. It also carries the folded memory
+cross-attention (`memory_attention.py`), which is where the video path gains most (0.76-0.82x
+the memory attention's time on that Xeon, with either instruction set). Timing single GEMMs
+at start-up to choose was tried and rejected: they measure 0.94-1.0x there and would have
+switched off a path that wins 10-24% in the model. The numbers differ from `F.linear` only by
+summation order (~1e-7 relative). Training (anything that needs a gradient), autocast, other
+devices and small inputs take `F.linear`; `SAM2R_ONEDNN=0` turns the fast path off
+everywhere.
 
 oneDNN reorders a plain weight into its blocked GEMM layout inside every call. `pack_weights`
 marks a model's layers to keep that reordered copy between calls instead (5-10% faster GEMMs,
-the same bits, one more copy of the weights in memory); the video predictor does it on the CPU,
-where the same layers run on every frame.
+the same numbers (bit for bit on the CPUs we measured, AVX2 and AVX-512), one more copy of the
+weights in memory); the video predictor does it on the CPU, where the same layers run on every
+frame.
 """
 
 from __future__ import annotations

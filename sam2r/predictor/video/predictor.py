@@ -40,8 +40,8 @@ from sam2r.io.frames import FrameSource, LiveFrames
 from sam2r.io.open import open_frames
 from sam2r.model.common import pack_weights as pack_layer_weights
 from sam2r.model.sam2 import SAM2Model
-from sam2r.predictor.video.allocator import tune_malloc
 from sam2r.predictor.precision import Precision, resolve_precision
+from sam2r.predictor.video.allocator import tune_malloc
 from sam2r.predictor.video.bank import (
     clear_prompts,
     commit_prompts,
