@@ -120,7 +120,7 @@ def test_build_sam2_hf_passes_options_to_build_sam2(
     micro_ckpt: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import sam2r.build
-    import sam2r.compat.build_sam as build_sam
+    import sam2r.compat.builder as build_sam
 
     calls = []
     monkeypatch.setattr(
@@ -134,3 +134,17 @@ def test_build_sam2_hf_passes_options_to_build_sam2(
     )
     assert calls == ["facebook/sam2.1-hiera-tiny"] and (cfg, ckpt) == ("sam2.1_hiera_t", "x.pt")
     assert device == "cpu" and mode == "eval" and overrides[-1] == "++model.fill_hole_area=0"
+
+
+def test_the_official_module_name_holds_the_four_builders() -> None:
+    # `from sam2.build_sam import ...` becomes `from sam2r.compat.build_sam import ...`
+    import sam2r.compat
+    from sam2r.compat import build_sam
+
+    for name in (
+        "build_sam2",
+        "build_sam2_hf",
+        "build_sam2_video_predictor",
+        "build_sam2_video_predictor_hf",
+    ):
+        assert getattr(build_sam, name) is getattr(sam2r.compat, name)

@@ -9,13 +9,14 @@ becomes
 
 and `from sam2.build_sam import build_sam2_video_predictor` becomes
 `from sam2r.compat import build_sam2_video_predictor` (masks stay torch tensors there, as in the
-official video predictor).
+official video predictor). The official module names work too where a script imports from
+them: `sam2r.compat.build_sam` holds the four builders, as `sam2.build_sam` does.
 
 Return values are the official ones (numpy tuples). New code should use `sam2r.ImagePredictor`.
 """
 
 from sam2r.compat.automatic_mask_generator import SAM2AutomaticMaskGenerator
-from sam2r.compat.build_sam import build_sam2, build_sam2_hf
+from sam2r.compat.builder import build_sam2, build_sam2_hf
 from sam2r.compat.image_predictor import SAM2ImagePredictor
 from sam2r.compat.video_predictor import (
     SAM2VideoPredictor,

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2r.compat.build_sam import build_sam2_hf
+from sam2r.compat.builder import build_sam2_hf
 from sam2r.compat.image_predictor import SAM2ImagePredictor
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.automatic import MaskGenerator

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sam2r.compat.build_sam import build_sam2_hf
+from sam2r.compat.builder import build_sam2_hf
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.image import ImagePredictor
 

@@ -31,7 +31,7 @@ Differences from the official predictor, all on inputs where the official code m
 
 The official builders of this class, `build_sam2_video_predictor` and
 `build_sam2_video_predictor_hf`, are here beside it (`from_pretrained` calls them); building the
-model from a config and override strings is `sam2r.compat.build_sam`'s, shared with `build_sam2`.
+model from a config and override strings is `sam2r.compat.builder`'s, shared with `build_sam2`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sam2r.compat.build_sam import _build, _postprocessing
+from sam2r.compat.builder import _build, _postprocessing
 from sam2r.config import resolve_name
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.video import VideoPredictor, VideoSession
