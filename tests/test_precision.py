@@ -143,6 +143,7 @@ def test_cli_refuses_bf16_where_it_is_slower(
         assert main(args) == 2
         err = capsys.readouterr().err
         assert "--precision bf16" in err and "no native bfloat16" in err, err
+        assert "--precision fp32" in err and "precision='" not in err, err
 
 
 def test_cli_runs_bf16_where_it_pays_off(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:

@@ -44,6 +44,13 @@ def model_args(sp: argparse.ArgumentParser) -> None:
     )
 
 
+def as_options(message: str) -> str:
+    """A library message with the `precision=` arguments it names spelled as options."""
+    return message.replace("precision='bf16'", "--precision bf16").replace(
+        "precision='fp32'", "--precision fp32"
+    )
+
+
 def load_model(
     model: str | None, checkpoint: str | None, device: str, config: str | None = None
 ) -> Any:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sam2r.cli.common import CliError, load_model, overlay, read_image
+from sam2r.cli.common import CliError, as_options, load_model, overlay, read_image
 
 
 def cmd_everything(args: argparse.Namespace) -> int:
@@ -45,7 +45,7 @@ def cmd_everything(args: argparse.Namespace) -> int:
         )
     except ValueError as e:
         if "precision" in str(e):
-            raise CliError(str(e).replace("precision='bf16'", "--precision bf16")) from None
+            raise CliError(as_options(str(e))) from None
         raise CliError(str(e).replace("_", "-")) from None
     records = generator.generate(image)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2r.cli.common import CliError, load_model, overlay, read_image
+from sam2r.cli.common import CliError, as_options, load_model, overlay, read_image
 
 
 def _numbers(text: str, n: tuple[int, ...], what: str) -> list[float]:
@@ -51,7 +51,7 @@ def cmd_image(args: argparse.Namespace) -> int:
             model, max_hole_area=args.max_hole_area, precision=args.precision
         )
     except ValueError as e:
-        raise CliError(str(e).replace("precision='bf16'", "--precision bf16")) from None
+        raise CliError(as_options(str(e))) from None
     predictor.set_image(image)
 
     coords = np.array([p[:2] for p in points], dtype=np.float32) if points else None

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2r.cli.common import CliError, load_model
+from sam2r.cli.common import CliError, as_options, load_model
 from sam2r.cli.video_outputs import Outputs
 from sam2r.cli.video_prompts import (
     BOX_FORM,
@@ -67,7 +67,7 @@ def make_predictor(args: argparse.Namespace) -> Any:
         )
     except ValueError as e:
         msg = str(e).replace("fill_hole_area", "--fill-hole-area")
-        raise CliError(msg.replace("precision='bf16'", "--precision bf16")) from None
+        raise CliError(as_options(msg)) from None
 
 
 def open_video(path: Path) -> Any:

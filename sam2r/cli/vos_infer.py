@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from sam2r.cli.common import CliError, load_model
+from sam2r.cli.common import CliError, as_options, load_model
 
 _DIST_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
 
@@ -149,7 +149,7 @@ def _run_shard(
             precision=args.precision,
         )
     except ValueError as e:
-        raise CliError(str(e).replace("precision='bf16'", "--precision bf16")) from None
+        raise CliError(as_options(str(e))) from None
     done = skipped = frames = 0
     with _progress(sum(counts[n] for n in mine), dist, args.quiet) as bar:
         on_sequence: Callable[[str], None] = bar.set_postfix_str
