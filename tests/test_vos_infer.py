@@ -20,8 +20,9 @@ from sam2r import build_model, config_from_yaml, save_checkpoint
 from sam2r.cli.common import CliError
 from sam2r.cli.main import main
 from sam2r.cli.vos_infer import Dist
-from sam2r.eval.vos_infer import LabelMerger, VosDataset, shard
+from sam2r.eval.vos_infer import LabelMerger, shard
 from sam2r.io.masks import davis_palette, read_palette_png, write_palette_png
+from sam2r.io.vos_dataset import VosDataset
 from sam2r.predictor.video import VideoPredictor, non_overlapping
 
 MICRO = str(FIXTURES / "configs" / "micro.json")

@@ -19,6 +19,7 @@ from PIL import Image
 
 from sam2r.io.frames import preprocess_frame
 from sam2r.io.masks import read_palette_png
+from sam2r.io.vos_dataset import VosDataset
 from sam2r.train.config import DataSection
 from sam2r.train.rollout import Sample
 
@@ -153,10 +154,8 @@ def synthetic_samples(cfg: DataSection, size: int, seed: int) -> Iterator[Sample
 
 
 def davis_samples(cfg: DataSection, size: int, seed: int) -> Iterator[Sample]:
-    """Clips from a DAVIS-style folder (laid out as `sam2r.eval.vos_infer.VosDataset` reads
+    """Clips from a DAVIS-style folder (laid out as `sam2r.io.vos_dataset.VosDataset` reads
     it): T annotated frames every 1..max_stride frames."""
-    from sam2r.eval.vos_infer import VosDataset
-
     if cfg.root is None:
         raise ValueError("data.source=davis needs data.root (a DAVIS-style folder)")
     data = VosDataset.open(cfg.root)
