@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +53,21 @@ def cpu_info() -> dict:
             break
     info["logical_cpus"] = os.cpu_count()
     return info
+
+
+def bf16_available() -> bool:
+    """Whether sam2r accepts precision="bf16" on this CPU (native bfloat16 that measures
+    faster; see `sam2r.predictor.precision`)."""
+    import torch
+
+    from sam2r.predictor.precision import resolve_precision
+
+    try:
+        resolve_precision("bf16", torch.device("cpu"))
+    except ValueError as e:
+        print(f"no bf16 figures: {e}", file=sys.stderr)
+        return False
+    return True
 
 
 def run_worker(

@@ -23,7 +23,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import DEFAULT_REF, FIXTURES, ROOT, cpu_info, run_worker  # a sibling file
+from _common import (  # a sibling file
+    DEFAULT_REF,
+    FIXTURES,
+    ROOT,
+    bf16_available,
+    cpu_info,
+    run_worker,
+)
 
 # One worker script for both sides: SIDE picks the implementation.
 WORKER = r"""
@@ -95,7 +102,7 @@ def main() -> None:
         ckpt = str(Path(tmp) / "sam2.1_hiera_t_synth.pt")
         synthetic_checkpoint(build_model("sam2.1_hiera_t", device="meta"), ckpt, seed=0)
         runs: dict[str, list[dict]] = {"sam2r": [], "reference": []}
-        if args.bf16:
+        if args.bf16 and bf16_available():
             runs["sam2r_bf16"] = []
         for r in range(args.rounds):
             for side in list(runs) if r % 2 == 0 else list(runs)[::-1]:

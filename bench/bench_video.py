@@ -37,7 +37,15 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _common import AVX2_ENV, DEFAULT_REF, FIXTURES, ROOT, cpu_info, run_worker  # a sibling file
+from _common import (  # a sibling file
+    AVX2_ENV,
+    DEFAULT_REF,
+    FIXTURES,
+    ROOT,
+    bf16_available,
+    cpu_info,
+    run_worker,
+)
 from PIL import Image
 
 # the speed figures: tracked frames (1-based, inclusive) and the statistic over them
@@ -123,23 +131,13 @@ def run(
     return run_worker(side_name, python, WORKER, args, env)
 
 
-def bf16_available(python: str) -> bool:
-    """Whether sam2r accepts precision="bf16" here (native bfloat16 that measures faster)."""
-    code = (
-        "import torch\nfrom sam2r.predictor.precision import resolve_precision\n"
-        "try:\n    resolve_precision('bf16', torch.device('cpu')); print('{\"ok\": true}')\n"
-        "except ValueError:\n    print('{\"ok\": false}')\n"
-    )
-    return bool(run_worker("sam2r", python, code, [])["ok"])
-
-
 def speed(args: argparse.Namespace, sides: dict[str, str], clip: Path, tiny: str) -> dict:
     """Seconds per tracked frame of every side, for each ISA and object count (see PHASES)."""
     res: dict = {}
     for isa in args.isa.split(","):
         env = ISAS[isa]
         names = dict(sides)
-        if args.bf16 and isa == "native" and bf16_available(sides["sam2r"]):
+        if args.bf16 and isa == "native" and bf16_available():
             names["sam2r_bf16"] = sides["sam2r"]
         res[isa] = {}
         for n_obj in (1, 3):

@@ -44,11 +44,16 @@ def model_args(sp: argparse.ArgumentParser) -> None:
     )
 
 
-def as_options(message: str) -> str:
-    """A library message with the `precision=` arguments it names spelled as options."""
-    return message.replace("precision='bf16'", "--precision bf16").replace(
-        "precision='fp32'", "--precision fp32"
-    )
+def precision_of(args: argparse.Namespace, device: Any) -> Any:
+    """`--precision` checked for a model on `device`: a `sam2r.predictor.precision.Precision`
+    for the predictors, or CliError saying why bf16 is refused here."""
+    from sam2r.predictor.precision import resolve_precision
+
+    try:
+        return resolve_precision(args.precision, device)
+    except ValueError as e:
+        msg = str(e).replace("precision='bf16'", "--precision bf16")
+        raise CliError(msg.replace("precision='fp32'", "--precision fp32")) from None
 
 
 def load_model(

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sam2r.cli.common import CliError, as_options, load_model, overlay, read_image
+from sam2r.cli.common import CliError, load_model, overlay, precision_of, read_image
 
 
 def cmd_everything(args: argparse.Namespace) -> int:
@@ -39,13 +39,10 @@ def cmd_everything(args: argparse.Namespace) -> int:
         "min_mask_region_area": args.min_mask_region_area,
         "use_m2m": args.use_m2m,
     }
+    precision = precision_of(args, model.device)
     try:
-        generator = MaskGenerator(
-            model, output_mode="coco_rle", precision=args.precision, **options
-        )
+        generator = MaskGenerator(model, output_mode="coco_rle", precision=precision, **options)
     except ValueError as e:
-        if "precision" in str(e):
-            raise CliError(as_options(str(e))) from None
         raise CliError(str(e).replace("_", "-")) from None
     records = generator.generate(image)
 

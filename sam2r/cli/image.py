@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2r.cli.common import CliError, as_options, load_model, overlay, read_image
+from sam2r.cli.common import CliError, load_model, overlay, precision_of, read_image
 
 
 def _numbers(text: str, n: tuple[int, ...], what: str) -> list[float]:
@@ -46,12 +46,8 @@ def cmd_image(args: argparse.Namespace) -> int:
         raise CliError("give at least one --point X,Y or --box X0,Y0,X1,Y1")
 
     model = load_model(args.model, args.checkpoint, args.device, args.config)
-    try:
-        predictor = ImagePredictor(
-            model, max_hole_area=args.max_hole_area, precision=args.precision
-        )
-    except ValueError as e:
-        raise CliError(as_options(str(e))) from None
+    precision = precision_of(args, model.device)
+    predictor = ImagePredictor(model, max_hole_area=args.max_hole_area, precision=precision)
     predictor.set_image(image)
 
     coords = np.array([p[:2] for p in points], dtype=np.float32) if points else None

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2r.cli.common import CliError, as_options, load_model
+from sam2r.cli.common import CliError, load_model, precision_of
 from sam2r.cli.video_outputs import Outputs
 from sam2r.cli.video_prompts import (
     BOX_FORM,
@@ -58,16 +58,16 @@ def make_predictor(args: argparse.Namespace) -> Any:
     from sam2r.predictor.video import VideoPredictor
 
     model = load_model(args.model, args.checkpoint, args.device, args.config)
+    precision = precision_of(args, model.device)
     try:
         return VideoPredictor(
             model,
             fill_hole_area=args.fill_hole_area,
             non_overlap_masks=True if args.non_overlap else None,
-            precision=args.precision,
+            precision=precision,
         )
     except ValueError as e:
-        msg = str(e).replace("fill_hole_area", "--fill-hole-area")
-        raise CliError(as_options(msg)) from None
+        raise CliError(str(e).replace("fill_hole_area", "--fill-hole-area")) from None
 
 
 def open_video(path: Path) -> Any:

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from sam2r.cli.common import CliError, as_options, load_model
+from sam2r.cli.common import CliError, load_model, precision_of
 
 _DIST_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
 
@@ -141,15 +141,12 @@ def _run_shard(
 
     mine = shard(names, dist.rank, dist.world, counts)
     model = load_model(args.model, args.checkpoint, device, args.config)
-    try:
-        predictor = VideoPredictor(
-            model,
-            fill_hole_area=args.fill_hole_area,
-            non_overlap_masks=False,
-            precision=args.precision,
-        )
-    except ValueError as e:
-        raise CliError(as_options(str(e))) from None
+    predictor = VideoPredictor(
+        model,
+        fill_hole_area=args.fill_hole_area,
+        non_overlap_masks=False,
+        precision=precision_of(args, model.device),
+    )
     done = skipped = frames = 0
     with _progress(sum(counts[n] for n in mine), dist, args.quiet) as bar:
         on_sequence: Callable[[str], None] = bar.set_postfix_str

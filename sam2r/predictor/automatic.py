@@ -57,7 +57,7 @@ from sam2r.ops.boxes import (
 )
 from sam2r.ops.masks import fill_holes_and_remove_sprinkles
 from sam2r.ops.transforms import preprocess_image, to_rgb_array, transform_coords
-from sam2r.predictor.precision import Precision, float32, resolve_precision
+from sam2r.predictor.precision import Precision, resolve_precision
 
 OUTPUT_MODES = ("binary", "uncompressed_rle", "coco_rle")
 _MODE_ALIASES = {"binary_mask": "binary"}  # the official name
@@ -294,10 +294,8 @@ class MaskGenerator:
             return _Kept.empty(model.image_size // 4, model.device)
         crop = rgb[y0:y1, x0:x1]
         crop_hw = crop.shape[:2]
-        with self.precision.autocast():  # bf16 mode: the encoder only, float32 out
-            feats = float32(
-                model.encode_image(preprocess_image(crop, model.image_size).to(model.device))
-            )
+        image = preprocess_image(crop, model.image_size).to(model.device)
+        feats = self.precision.run(model.encode_image, image)  # bf16 mode: the encoder only
         embed = model.no_memory(feats)
 
         scale = np.array(crop_hw)[None, ::-1]  # (1, 2) w, h

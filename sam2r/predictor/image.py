@@ -27,7 +27,7 @@ from sam2r.ops.transforms import (
     transform_coords,
 )
 from sam2r.predictor.inputs import as_tensor, check_inside, float_tensor
-from sam2r.predictor.precision import Precision, float32, resolve_precision
+from sam2r.predictor.precision import Precision, resolve_precision
 
 
 @dataclass
@@ -140,8 +140,7 @@ class ImagePredictor:
         self._features = self._encode(x, [r.shape[:2] for r in rgbs], batched=True)
 
     def _encode(self, x: Tensor, hws: list[tuple[int, int]], batched: bool) -> _Features:
-        with self.precision.autocast():  # bf16 mode: the encoder only, float32 out
-            feats = float32(self.model.encode_image(x))
+        feats = self.precision.run(self.model.encode_image, x)  # bf16 mode: the encoder only
         embed = self.model.no_memory(feats)
         return _Features(embed, feats.high_res, [(int(h), int(w)) for h, w in hws], batched)
 

@@ -2,8 +2,7 @@
 opt-in bfloat16 mode for speed.
 
     precision = resolve_precision("bf16", torch.device("cpu"))   # ValueError where it is slower
-    with precision.autocast():
-        feats = model.encode_image(images)
+    feats = precision.run(model.encode_image, images)            # float32 out either way
 
 In bf16 mode the two parts where a frame spends nearly all its time, the image encoder and the
 memory attention, run under `torch.autocast(dtype=torch.bfloat16)`: their linear layers,
@@ -21,8 +20,8 @@ float32. So the CPU mode is measured, not assumed: the first request times a bfl
 float32 GEMM of the model's size, and refuses bf16 (with a message that says so) unless it is
 at least `MIN_SPEEDUP` times faster. The result is kept for the process.
 
-What is left to others: entering the autocast region around the encoder and the memory
-attention (`sam2r.predictor.image`, `sam2r.predictor.video.frame_step`).
+What is left to others: running the encoder and the memory attention through `Precision.run`
+(`sam2r.predictor.image`, `sam2r.predictor.automatic`, `sam2r.predictor.video.frame_step`).
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +72,12 @@ class Precision:
             return
         with torch.autocast(self.device_type, dtype=torch.bfloat16):
             yield
+
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """`fn(*args, **kwargs)` in the `autocast` region, its tensors handed back as float32
+        (`float32`; nothing to convert in fp32 mode)."""
+        with self.autocast():
+            return float32(fn(*args, **kwargs))
 
 
 def float32(x: Any) -> Any:

@@ -21,7 +21,6 @@ from torch import Tensor
 
 from sam2r.model.sam2 import ImageFeatures, SAM2Model
 from sam2r.ops.masks import fill_holes_in_mask_scores
-from sam2r.predictor.precision import float32
 from sam2r.predictor.video.memory import plan_memory
 from sam2r.predictor.video.session import FrameState, ObjectTrack, PointPrompt, VideoSession
 
@@ -31,8 +30,7 @@ def frame_features(model: SAM2Model, session: VideoSession, frame_idx: int) -> I
     feats = session.cached_features(frame_idx)
     if feats is None:
         image = session.frames.model_input(frame_idx, session.image_size)
-        with session.precision.autocast():
-            feats = float32(model.encode_image(image.unsqueeze(0).to(model.device)))
+        feats = session.precision.run(model.encode_image, image.unsqueeze(0).to(model.device))
         session.cache_features(frame_idx, feats)
     return feats
 
@@ -119,8 +117,7 @@ def condition_on_memory(
     cfg, device = model.cfg, model.device
     if feats.memory_queries is None:
         # computed once per frame and cached with its features: every object starts from it
-        with session.precision.autocast():
-            feats = float32(model.with_memory_queries(feats))
+        feats = session.precision.run(model.with_memory_queries, feats)
         session.cache_features(frame_idx, feats)
     plan = plan_memory(
         frame_idx,
@@ -153,9 +150,9 @@ def condition_on_memory(
         num_ptr_tokens = tok.shape[1]
     memory = torch.cat(tokens, dim=1)  # (1, M, mem_dim)
     memory_pos = torch.cat(pos, dim=1)
-    with session.precision.autocast():
-        pix = model.condition_on_memory(feats, memory, memory_pos, num_ptr_tokens)
-    return pix.float()
+    return session.precision.run(
+        model.condition_on_memory, feats, memory, memory_pos, num_ptr_tokens
+    )
 
 
 def encode_mask_memory(
