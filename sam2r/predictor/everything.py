@@ -13,7 +13,7 @@ What is left to others: the proposals (`MaskGenerator`), the tracking (`VideoPre
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -63,24 +63,66 @@ def track_everything(
         raise ValueError(f"max_overlap must be in [0, 1], got {max_overlap!r}")
     if session.objects:
         raise ValueError("track_everything needs a fresh session without objects")
-    n = session.num_frames
     next_id = 1
 
-    def add(frame_idx: int, masks: list[np.ndarray]) -> None:
+    def admit(frame_idx: int, tracked: np.ndarray | None) -> int:
         nonlocal next_id
+        before = next_id
+        masks = _proposals(generator, session.frames.frame(frame_idx))
+        if tracked is not None:
+            masks = [m for m in masks if (m & tracked).sum() < max_overlap * m.sum()]
         for m in masks:
             if max_objects is not None and next_id > max_objects:
-                return
+                break
             predictor.add_mask(session, frame_idx, next_id, m)
             next_id += 1
+        return next_id - before
 
-    add(0, _proposals(generator, session.frames.frame(0)))
-    if not session.objects:
-        # nothing found: report empty frames rather than failing
-        for t in range(n):
+    # a generator that finds nothing on the first frame finds nothing later either (the
+    # official behaviour of an empty prompt set): report empty frames rather than failing
+    yield from track_with_admission(predictor, session, admit, every, retry_when_empty=False)
+
+
+def track_with_admission(
+    predictor: VideoPredictor,
+    session: VideoSession,
+    admit: Callable[[int, np.ndarray | None], int],
+    every: int,
+    *,
+    retry_when_empty: bool = True,
+) -> Iterator[FrameResult]:
+    """Track a video whose objects are added by `admit` on frame 0 and every `every` frames.
+
+    This is the id and segment logic shared by `track_everything` and the text-prompt tracker
+    (`sam2r.text`): tracking runs in segments between admission frames, so objects added on
+    frame k are tracked from k on, and each frame is yielded once, with every object known by
+    then.
+
+    Args:
+        predictor: the video predictor.
+        session: a fresh session from `predictor.init_session(video)`.
+        admit: `admit(frame_idx, tracked)` adds the new objects of a frame to the session
+            (with `predictor.add_*`, ids never reused) and returns how many it added;
+            `tracked` is the (H, W) bool union of the tracked masks on that frame, None while
+            no object is known.
+        every: also call `admit` every this many frames (0: first frame only).
+        retry_when_empty: while no object is known, call `admit` again every `every` frames
+            (False: an empty first frame gives empty results for the whole video).
+
+    Yields:
+        one `FrameResult` per frame, in order.
+    """
+    n = session.num_frames
+    seg_start = 0
+    while not admit(seg_start, None):
+        # nothing yet: empty frames up to the next admission frame
+        stop = seg_start + every if every > 0 and retry_when_empty else n
+        for t in range(seg_start, min(stop, n)):
             yield predictor._result(session, t, [])
-        return
-    seg_start, skip_first = 0, False
+        if stop >= n:
+            return
+        seg_start = stop
+    skip_first = False
     while True:
         seg_end = min(seg_start + every, n - 1) if every > 0 else n - 1
         pending: FrameResult | None = None
@@ -93,15 +135,7 @@ def track_everything(
                 yield result
         if pending is None:
             return
-        tracked = pending.binary_masks().any(axis=0)
-        fresh = [
-            m
-            for m in _proposals(generator, session.frames.frame(seg_end))
-            if (m & tracked).sum() < max_overlap * m.sum()
-        ]
-        before = next_id
-        add(seg_end, fresh)
-        skip_first = next_id == before
+        skip_first = admit(seg_end, pending.binary_masks().any(axis=0)) == 0
         if skip_first:
             yield pending  # unchanged: the next segment starts by re-tracking it identically
         seg_start = seg_end
