@@ -17,12 +17,6 @@ from typing import Any
 import numpy as np
 
 DEFAULT_MODEL = "sam2r_micro"  # bundled in the package: works offline, no download
-# DAVIS-style colours for object 1, 2, ... (RGB)
-_COLOURS = np.array(
-    [[128, 0, 0], [0, 128, 0], [128, 128, 0], [0, 0, 128], [128, 0, 128], [0, 128, 128],
-     [128, 128, 128], [64, 0, 0], [192, 0, 0], [64, 128, 0]],
-    dtype=np.uint8,
-)  # fmt: skip
 
 
 class CliError(Exception):
@@ -90,12 +84,10 @@ def load_model(
 
 
 def overlay(image: np.ndarray, masks: list[np.ndarray], alpha: float = 0.5) -> np.ndarray:
-    """Colour each mask over the image: (H, W, 3) uint8."""
-    out = image.astype(np.float32)
-    for i, m in enumerate(masks):
-        colour = _COLOURS[i % len(_COLOURS)].astype(np.float32)
-        out[m] = (1 - alpha) * out[m] + alpha * colour
-    return out.round().clip(0, 255).astype(np.uint8)
+    """Draw masks 1, 2, ... over the image (fill, contour, id: `sam2r.io.draw`): (H, W, 3) uint8."""
+    from sam2r.io.draw import draw_masks
+
+    return draw_masks(image, masks, alpha=alpha)
 
 
 def read_image(path: Path) -> np.ndarray:

@@ -9,7 +9,8 @@
   message without it).
 
 What is left to others: the command (`sam2r.cli.video`), the RLE codec (`sam2r.ops.rle`),
-palette files and colours (`sam2r.io.masks`), video encoding (`sam2r.io.video_file.VideoSink`).
+palette files and colours (`sam2r.io.masks`), drawing (`sam2r.io.draw`), video encoding
+(`sam2r.io.video_file.VideoSink`).
 """
 
 from __future__ import annotations
@@ -41,14 +42,10 @@ def label_map(masks: torch.Tensor, scores: torch.Tensor, obj_ids: list[Any]) -> 
 
 
 def overlay_labels(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Colour each object (DAVIS palette) over the frame: (H, W, 3) uint8."""
-    from sam2r.io.masks import davis_palette
+    """Draw each object over the frame (DAVIS palette fill, contour and id: `sam2r.io.draw`)."""
+    from sam2r.io.draw import draw_label_map
 
-    out = frame.astype(np.float32)
-    drawn = labels > 0
-    colours = davis_palette()[labels[drawn]].astype(np.float32)
-    out[drawn] = (1 - alpha) * out[drawn] + alpha * colours
-    return out.round().clip(0, 255).astype(np.uint8)
+    return draw_label_map(frame, labels, alpha=alpha)
 
 
 class Outputs:
