@@ -15,7 +15,8 @@ frames and objects run, in which mode. What is left to others, in the modules be
 (`sam2r.predictor.video.*`): one frame of one object (`frame_step`), filing outputs in the
 memory bank (`bank`) and which frames each frame reads (`memory`), the masks handed back
 (`results`), checking inputs (`checks`) and prompts (`prompts`), the session's typed
-dataclasses (`session`) and the RAM budget of their stored tensors (`spill`).
+dataclasses (`session`), the RAM budget of their stored tensors (`spill`) and session files
+(`persist`).
 `sam2r.compat` maps the official method names onto this class.
 
 Where this differs from the official code (on inputs where that code fails):
@@ -31,7 +32,9 @@ Where this differs from the official code (on inputs where that code fails):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Hashable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,6 +44,7 @@ from sam2r.io.open import open_frames
 from sam2r.model.common import pack_weights as pack_layer_weights
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.precision import Precision, resolve_precision
+from sam2r.predictor.video import persist
 from sam2r.predictor.video.allocator import tune_malloc
 from sam2r.predictor.video.bank import (
     clear_prompts,
@@ -248,6 +252,58 @@ class VideoPredictor:
         """
         for frame in frames:
             yield self.track(session, frame)
+
+    def save_session(
+        self,
+        session: VideoSession,
+        path: str | os.PathLike[str],
+        metadata: dict[str, Any] | None = None,
+    ) -> Path:
+        """Save a video session (prompts, objects, every stored output) to one file.
+
+        `load_session` reopens it over the same video with the same model, and the reopened
+        session gives the same masks and the same later tracking, bit for bit. The frames are
+        not saved; object ids must be ints or strings; `metadata` (a dict of JSON values: an
+        application's object names, colours, ...) is saved with it and read back with
+        `VideoPredictor.session_metadata(path)`. See `sam2r.predictor.video.persist`.
+        """
+        return persist.save_session(self.model, session, path, metadata)
+
+    def load_session(
+        self,
+        path: str | os.PathLike[str],
+        video: Any,
+        *,
+        check_model: bool = True,
+        offload_state_to_cpu: bool = False,
+        state_budget_mb: float | None = 16,
+        spill_dir: str | None = None,
+    ) -> VideoSession:
+        """Reopen a session saved by `save_session` over its video.
+
+        Args:
+            path: the session file (read with `torch.load(weights_only=True)`: no code runs).
+            video: the same video, as for `init_session` (its frame count and size are checked).
+            check_model: refuse a file saved with another model (config or weights).
+            offload_state_to_cpu, state_budget_mb, spill_dir: as for `init_session`.
+        """
+        payload = persist.read_payload(path)
+        session = self.init_session(
+            video,
+            offload_state_to_cpu=offload_state_to_cpu,
+            state_budget_mb=state_budget_mb,
+            spill_dir=spill_dir,
+        )
+        try:
+            return persist.restore_session(self.model, session, payload, check_model)
+        except Exception:
+            session.close()
+            raise
+
+    @staticmethod
+    def session_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+        """The `metadata` dict saved with a session file."""
+        return persist.read_metadata(path)
 
     def reset(self, session: VideoSession) -> None:
         """Remove every object, prompt and output (the video and its cached features stay)."""
