@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from sam2r.model.sam2 import SAM2Model
+from sam2r.onnx.export_names import GRAPHS, MANIFEST
 from sam2r.onnx.graphs import (
     ImageEncoderGraph,
     MemoryAttentionGraph,
@@ -37,8 +38,6 @@ from sam2r.onnx.graphs import (
     PromptDecoderGraph,
 )
 
-MANIFEST = "manifest.json"
-GRAPHS = ("image_encoder", "prompt_decoder", "memory_attention", "memory_encoder")
 DEFAULT_OPSET = 17
 
 
