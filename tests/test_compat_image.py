@@ -127,6 +127,7 @@ def test_build_sam2_hf_passes_options_to_build_sam2(
         sam2r.build, "download_checkpoint", lambda name: calls.append(name) or "x.pt"
     )
     monkeypatch.setattr(build_sam, "_build", lambda *a: a)
+    monkeypatch.setattr(build_sam, "SAM2Base", lambda a: a)  # what _build returned, unwrapped
     cfg, ckpt, device, mode, overrides = build_sam2_hf(
         "facebook/sam2.1-hiera-tiny",
         device="cpu",

@@ -14,6 +14,7 @@ import numpy as np
 
 from sam2r.compat.builder import build_sam2_hf
 from sam2r.compat.image_predictor import SAM2ImagePredictor
+from sam2r.compat.modeling.sam2_base import SAM2Base, as_sam2r
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.automatic import MaskGenerator
 
@@ -22,14 +23,14 @@ class SAM2AutomaticMaskGenerator:
     """The official automatic mask generator API (see `MaskGenerator` for the arguments).
 
     Args:
-        model: a model from `build_sam2` (a `sam2r.SAM2Model`).
+        model: a model from `build_sam2` (a `SAM2Base`) or a `sam2r.SAM2Model`.
         output_mode: "binary_mask", "uncompressed_rle" or "coco_rle".
         **kwargs: accepted and ignored, as the official constructor does.
     """
 
     def __init__(
         self,
-        model: SAM2Model,
+        model: SAM2Base | SAM2Model,
         points_per_side: int | None = 32,
         points_per_batch: int = 64,
         pred_iou_thresh: float = 0.8,
@@ -54,7 +55,7 @@ class SAM2AutomaticMaskGenerator:
                 "or 'coco_rle'"
             )
         self._generator = MaskGenerator(
-            model,
+            as_sam2r(model),
             points_per_side=points_per_side,
             points_per_batch=points_per_batch,
             pred_iou_thresh=pred_iou_thresh,

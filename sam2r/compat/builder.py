@@ -24,6 +24,7 @@ import yaml
 
 from sam2r.build import build_model, load_checkpoint
 from sam2r.config import resolve_name
+from sam2r.compat.modeling.sam2_base import SAM2Base
 from sam2r.configs.yaml import config_from_name_or_path
 from sam2r.model.sam2 import SAM2Model
 
@@ -71,8 +72,9 @@ def build_sam2(
     hydra_overrides_extra: Sequence[str] = (),
     apply_postprocessing: bool = True,
     **kwargs: Any,
-) -> SAM2Model:
-    """The official `sam2.build_sam.build_sam2`.
+) -> SAM2Base:
+    """The official `sam2.build_sam.build_sam2`: the model as the official `SAM2Base`
+    (`sam2r.compat.modeling.sam2_base`), over a sam2r model (`.sam2r`) whose parameters it shares.
 
     Args:
         config_file: an official config name (`configs/sam2.1/sam2.1_hiera_t.yaml`) or a YAML path.
@@ -84,10 +86,10 @@ def build_sam2(
     """
     overrides = _postprocessing(config_file, apply_postprocessing, video=False)
     overrides += list(hydra_overrides_extra)
-    return _build(config_file, ckpt_path, device, mode, overrides)
+    return SAM2Base(_build(config_file, ckpt_path, device, mode, overrides))
 
 
-def build_sam2_hf(model_id: str, **kwargs: Any) -> SAM2Model:
+def build_sam2_hf(model_id: str, **kwargs: Any) -> SAM2Base:
     """The official `build_sam2_hf`: download `model_id` (e.g. "facebook/sam2.1-hiera-tiny")
     from the Hugging Face hub (or its cache) and build it; `kwargs` go to `build_sam2`."""
     from sam2r.build import download_checkpoint
