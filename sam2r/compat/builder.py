@@ -137,12 +137,17 @@ def _postprocessing(config_file: str | os.PathLike[str], apply: bool, video: boo
     """The override strings the official builders add for `apply_postprocessing`.
 
     With it on, the dynamic multimask fallback (and for video the binarised prompt masks and
-    hole filling). With it off the official model keeps what the YAML says, or the constructor
+    hole filling). Otherwise the official model keeps what the YAML says, or the constructor
     defaults where it says nothing; sam2r's reader fills in the post-processing values for
-    absent keys, so those get the defaults back explicitly.
+    absent keys, so those get the defaults back explicitly (for the image builder the
+    binarised prompt masks and hole filling always do).
     """
-    if apply:
-        return list(_VIDEO_POSTPROCESSING if video else _POSTPROCESSING)
-    keys = _NO_POSTPROCESSING if video else _NO_POSTPROCESSING[:1]
     present = _model_keys(config_file)
-    return [ov for key, ov in keys if key not in present]
+    if apply:
+        base = list(_VIDEO_POSTPROCESSING if video else _POSTPROCESSING)
+        # the official image builder leaves the memory-encoder and hole-filling keys at the
+        # constructor defaults (they matter once `track_step` is called on the model)
+        keys = () if video else _NO_POSTPROCESSING[1:]
+    else:
+        base, keys = [], _NO_POSTPROCESSING
+    return base + [ov for key, ov in keys if key not in present]
