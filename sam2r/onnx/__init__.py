@@ -5,7 +5,7 @@
     predictor = sam2r.onnx.OnnxImagePredictor("exported/")
 
 Names are loaded on first use, so that importing the runtime never imports torch: `export`
-comes from `sam2r.onnx.export` (torch), the rest from numpy-only modules.
+comes from `sam2r.onnx.exporter` (torch), the rest from numpy-only modules.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "export": "sam2r.onnx.export",
+    "export": "sam2r.onnx.exporter",
     "OnnxImagePredictor": "sam2r.onnx.image",
     "OnnxVideoTracker": "sam2r.onnx.tracker",
     "OnnxFrameResult": "sam2r.onnx.tracker",

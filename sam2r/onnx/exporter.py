@@ -98,6 +98,7 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
 DYNAMIC: dict[str, dict[str, dict[int, str]]] = {
     "image_encoder": {k: {0: "batch"} for k in ("image", *OUTPUTS["image_encoder"])},
     "prompt_decoder": {
+        "image_embed": {0: "num_images"},  # 1 (shared) or num_sets
         "point_coords": {0: "num_sets", 1: "num_points"},
         "point_labels": {0: "num_sets", 1: "num_points"},
         "mask_input": {0: "num_sets"},

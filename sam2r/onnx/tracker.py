@@ -1,0 +1,493 @@
+"""The video tracker on ONNX Runtime: prompts on any frame, several objects, propagation in both
+directions and live streams, with numpy and onnxruntime only (no torch).
+
+    tracker = OnnxVideoTracker("exported/")
+    session = tracker.init_session("frames/")        # folder, uint8 array or list of frames
+    tracker.add_points(session, 0, obj_id=1, points=[[210, 350]], labels=[1])
+    for result in tracker.propagate(session):
+        result.frame_idx, result.obj_ids, result.masks   # (num_obj, 1, H, W) logits
+
+It reproduces `sam2r.VideoPredictor` (and so the official `SAM2VideoPredictor`) step for step:
+the same frames, the same memory selection (`sam2r.onnx.bank`), memories rounded to bfloat16
+as the official code stores them, hole filling, the same prompt semantics (clicks, boxes, masks,
+correction clicks on tracked frames). Objects tracked on a frame whose memories have the same
+layout attend in one batch (the torch predictor runs them one by one; the numbers agree to
+float rounding). What stays as in the torch predictor: a streaming session (`init_stream` +
+`track`) keeps only what later frames can read, so its memory is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from sam2r.onnx.bank import (
+    Plan,
+    State,
+    Track,
+    clear_memory_around,
+    interaction_mode,
+    plan_memory,
+    prompt_is_cond,
+    prune,
+)
+from sam2r.onnx.frames import Frames, LiveFrames
+from sam2r.onnx.image import select_masks
+from sam2r.onnx.numpy_ops import (
+    fill_holes,
+    preprocess_frame,
+    resize_bilinear_aa,
+    to_bfloat16,
+    upsample_bilinear,
+)
+from sam2r.onnx.runtime import OnnxModel
+
+NO_OBJ_SCORE = -1024.0  # mask logit of every pixel where the object is absent
+
+
+@dataclass
+class OnnxFrameResult:
+    """Masks of every object on one frame (numpy)."""
+
+    frame_idx: int
+    obj_ids: list[Hashable]  # row i of `masks` belongs to obj_ids[i]
+    masks: np.ndarray  # (num_obj, 1, H, W) float32 logits at video resolution (> 0: object)
+    object_score_logits: np.ndarray  # (num_obj,) > 0 where present; -1024 where no output
+
+    def binary_masks(self, threshold: float = 0.0) -> np.ndarray:
+        """(num_obj, H, W) bool masks."""
+        return self.masks[:, 0] > threshold
+
+
+@dataclass(eq=False)
+class OnnxSession:
+    """One video (or stream) being segmented: frames, objects, cached image features."""
+
+    frames: Frames | LiveFrames
+    objects: dict[Hashable, Track] = field(default_factory=dict)
+    live: bool = False
+    maskmem_pos: np.ndarray | None = None  # (1, mem_dim, h, w), the same for every memory
+    cache_size: int = 4
+    features: OrderedDict[int, dict[str, np.ndarray]] = field(default_factory=OrderedDict)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frames)
+
+    @property
+    def memory_horizon(self) -> int:
+        """The video length the bank assumes: unbounded for a stream."""
+        return 1 << 30 if self.live else self.num_frames
+
+    @property
+    def obj_ids(self) -> list[Hashable]:
+        return list(self.objects)
+
+
+class OnnxVideoTracker:
+    """Segment and track objects in a video with an exported model.
+
+    Args:
+        model: a folder written by `sam2r.onnx.export`, or an `OnnxModel`.
+        fill_hole_area: fill holes up to this many low-res pixels (None: the config's, 0: off).
+        non_overlap_masks: keep only the best object at each pixel (None: the config's).
+        num_threads: onnxruntime intra-op threads (None: all cores).
+        feature_cache_size: image features of this many recent frames are kept.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | OnnxModel,
+        fill_hole_area: int | None = None,
+        non_overlap_masks: bool | None = None,
+        num_threads: int | None = None,
+        feature_cache_size: int = 4,
+    ) -> None:
+        self.model = model if isinstance(model, OnnxModel) else OnnxModel(model, num_threads)
+        self.cfg = self.model.config
+        area = self.cfg["fill_hole_area"] if fill_hole_area is None else fill_hole_area
+        if isinstance(area, bool) or not isinstance(area, int) or area < 0:
+            raise ValueError(f"fill_hole_area must be an int >= 0 (0 = off), got {area!r}")
+        self.fill_hole_area = area
+        self.non_overlap = bool(
+            self.cfg["non_overlap_masks"] if non_overlap_masks is None else non_overlap_masks
+        )
+        self.feature_cache_size = max(int(feature_cache_size), 1)
+
+    # ------------------------------------------------------------------------------------------
+    # sessions
+    # ------------------------------------------------------------------------------------------
+    def init_session(self, video: Any) -> OnnxSession:
+        """Open a video: a folder of frames, a uint8 array (N, H, W, 3) or a list of frames."""
+        return OnnxSession(Frames(video), cache_size=self.feature_cache_size)
+
+    def init_stream(self, keep_frames: int = 2) -> OnnxSession:
+        """Start a live session; give frames one at a time with `track`."""
+        return OnnxSession(LiveFrames(keep_frames), live=True, cache_size=self.feature_cache_size)
+
+    def reset(self, session: OnnxSession) -> None:
+        """Remove every object, prompt and output."""
+        session.objects.clear()
+
+    def remove_object(self, session: OnnxSession, obj_id: Hashable) -> None:
+        """Remove an object (the others' outputs are unchanged)."""
+        session.objects.pop(obj_id, None)
+
+    def track(self, session: OnnxSession, frame: np.ndarray | Image.Image) -> OnnxFrameResult:
+        """Add the next frame of a stream and track every prompted object on it."""
+        if not session.live:
+            raise ValueError("track() takes a session from init_stream(); use propagate()")
+        assert isinstance(session.frames, LiveFrames)
+        idx = session.frames.append(frame)
+        if not session.objects:
+            return self._result(session, idx, [])
+        self._commit(session)
+        states = self._track_frame(session, idx, list(session.objects.values()), False)
+        prune(list(session.objects.values()), idx, self.cfg)
+        for t in [t for t in session.features if t < idx - 1]:
+            del session.features[t]
+        return self._result(session, idx, states)
+
+    # ------------------------------------------------------------------------------------------
+    # prompts
+    # ------------------------------------------------------------------------------------------
+    def add_points(
+        self,
+        session: OnnxSession,
+        frame_idx: int,
+        obj_id: Hashable,
+        points: Any = None,
+        labels: Any = None,
+        clear_old_points: bool = True,
+        normalize_coords: bool = True,
+        box: Any = None,
+    ) -> OnnxFrameResult:
+        """Clicks and / or a box for one object on one frame (as `VideoPredictor.add_points`);
+        returns every object's masks on that frame."""
+        frame_idx = self._check_frame(session, frame_idx)
+        coords, labs = self._point_prompt(
+            session, points, labels, box, clear_old_points, normalize_coords
+        )
+        track = session.objects.setdefault(obj_id, Track(obj_id))
+        old = track.points.get(frame_idx)
+        if not clear_old_points and old is not None:
+            coords = np.concatenate([old[0], coords])
+            labs = np.concatenate([old[1], labs])
+        track.points[frame_idx] = (coords, labs)
+        track.masks.pop(frame_idx, None)
+        prev = track.latest(frame_idx, prompt_is_cond(track, frame_idx, self.cfg))
+        prev_logits = None if prev is None else np.clip(prev.low_res, -32.0, 32.0)
+        return self._prompt(session, track, frame_idx, points=(coords, labs), prev=prev_logits)
+
+    def add_mask(
+        self, session: OnnxSession, frame_idx: int, obj_id: Hashable, mask: Any
+    ) -> OnnxFrameResult:
+        """A mask (H, W) for one object on one frame, taken as the output itself."""
+        frame_idx = self._check_frame(session, frame_idx)
+        m = np.asarray(mask).astype(bool)
+        while m.ndim > 2 and m.shape[0] == 1:
+            m = m[0]
+        s = self.model.image_size
+        if m.ndim != 2 or m.shape not in (session.frames.hw, (s, s)):
+            raise ValueError(
+                f"mask must have the video's size {session.frames.hw} (or ({s}, {s})), "
+                f"got shape {m.shape}"
+            )
+        m = m.astype(np.float32)[None, None]
+        if m.shape[-2:] != (s, s):
+            m = (resize_bilinear_aa(m, (s, s)) >= 0.5).astype(np.float32)
+        track = session.objects.setdefault(obj_id, Track(obj_id))
+        track.masks[frame_idx] = m[0, 0]
+        track.points.pop(frame_idx, None)
+        return self._prompt(session, track, frame_idx, mask=m)
+
+    def _prompt(self, session: OnnxSession, track: Track, frame_idx: int, **prompt: Any):
+        is_init, reverse = interaction_mode(track, frame_idx)
+        is_cond = prompt_is_cond(track, frame_idx, self.cfg)
+        state = self._run(session, track, frame_idx, is_init, reverse, **prompt)
+        track.temp(is_cond)[frame_idx] = state
+        states = [t.latest(frame_idx, is_cond) for t in session.objects.values()]
+        return self._result(session, frame_idx, states)
+
+    # ------------------------------------------------------------------------------------------
+    # propagation
+    # ------------------------------------------------------------------------------------------
+    def propagate(
+        self,
+        session: OnnxSession,
+        start_frame_idx: int | None = None,
+        max_frame_num_to_track: int | None = None,
+        reverse: bool = False,
+    ) -> Iterator[OnnxFrameResult]:
+        """Track every object through the video, one frame per iteration (as
+        `VideoPredictor.propagate`)."""
+        self._commit(session)
+        if start_frame_idx is None:
+            start_frame_idx = min(t for tr in session.objects.values() for t in tr.cond)
+        start = self._check_frame(session, start_frame_idx)
+        n = session.num_frames
+        span = n if max_frame_num_to_track is None else int(max_frame_num_to_track)
+        if reverse:
+            order = list(range(start, max(start - span, 0) - 1, -1)) if start > 0 else []
+        else:
+            order = list(range(start, min(start + span, n - 1) + 1))
+        return self._frames(session, order, bool(reverse))
+
+    def _frames(
+        self, session: OnnxSession, order: list[int], reverse: bool
+    ) -> Iterator[OnnxFrameResult]:
+        tracks = list(session.objects.values())
+        for frame_idx in order:
+            states = self._track_frame(session, frame_idx, tracks, reverse)
+            yield self._result(session, frame_idx, states)
+
+    def _commit(self, session: OnnxSession) -> None:
+        """Pending prompt outputs into the bank, with their memories encoded."""
+        if not session.objects:
+            raise RuntimeError("no object has prompts: add points, a box or a mask first")
+        for track in session.objects.values():
+            if not track.cond and not track.temp_cond:
+                raise RuntimeError(f"object {track.obj_id!r} has no prompt to start from")
+        for track in session.objects.values():
+            for is_cond in (False, True):
+                pending = track.temp(is_cond)
+                target = track.cond if is_cond else track.non_cond
+                for frame_idx, state in pending.items():
+                    if state.maskmem is None:
+                        feats = self._features(session, frame_idx)
+                        score = np.array([[state.score]], np.float32)
+                        state.maskmem = self._encode(session, feats, state.low_res, score, True)[0]
+                    target[frame_idx] = state
+                    if self.cfg["clear_non_cond_mem_around_input"]:
+                        clear_memory_around(track, frame_idx, self.cfg)
+                pending.clear()
+            for frame_idx in track.cond:
+                track.non_cond.pop(frame_idx, None)
+
+    def _track_frame(
+        self, session: OnnxSession, frame_idx: int, tracks: list[Track], reverse: bool
+    ) -> list[State]:
+        """Every object's output on a propagated frame; objects whose memories have the same
+        layout run as one batch."""
+        states: dict[int, State] = {}
+        groups: dict[tuple[Any, ...], list[tuple[int, Plan]]] = {}
+        for i, track in enumerate(tracks):
+            if frame_idx in track.cond:
+                states[i] = track.cond[frame_idx]
+                if self.cfg["clear_non_cond_mem_around_input"]:
+                    clear_memory_around(track, frame_idx, self.cfg)
+            else:
+                plan = plan_memory(track, frame_idx, reverse, session.memory_horizon, self.cfg)
+                groups.setdefault(plan.key(), []).append((i, plan))
+        feats = self._features(session, frame_idx) if groups else None
+        for members in groups.values():
+            assert feats is not None
+            pix = self._condition(session, feats, [p for _, p in members])
+            b = len(members)
+            coords = np.zeros((b, 1, 2), np.float32)
+            labels = -np.ones((b, 1), np.int64)
+            low, ptr, score = self._decode(
+                pix, feats, coords, labels, None, self._multimask(False, 0)
+            )
+            mem = self._encode(session, feats, low, score, False)
+            low = fill_holes(low, self.fill_hole_area)
+            for j, (i, _) in enumerate(members):
+                state = State(low[j : j + 1], ptr[j], float(score[j, 0]), mem[j])
+                tracks[i].non_cond[frame_idx] = state
+                states[i] = state
+        for track in tracks:
+            track.tracked[frame_idx] = reverse
+        return [states[i] for i in range(len(tracks))]
+
+    # ------------------------------------------------------------------------------------------
+    # one step
+    # ------------------------------------------------------------------------------------------
+    def _features(self, session: OnnxSession, frame_idx: int) -> dict[str, np.ndarray]:
+        feats = session.features.get(frame_idx)
+        if feats is None:
+            x = preprocess_frame(session.frames.frame(frame_idx), self.model.image_size)
+            feats = self.model.encode_image(x)
+            session.features[frame_idx] = feats
+            while len(session.features) > session.cache_size:
+                session.features.popitem(last=False)
+        session.features.move_to_end(frame_idx)
+        return feats
+
+    def _multimask(self, is_init: bool, num_points: int) -> bool:
+        c = self.cfg
+        return bool(
+            c["multimask_output_in_sam"]
+            and (is_init or c["multimask_output_for_tracking"])
+            and c["multimask_min_pt_num"] <= num_points <= c["multimask_max_pt_num"]
+        )
+
+    def _run(
+        self,
+        session: OnnxSession,
+        track: Track,
+        frame_idx: int,
+        is_init: bool,
+        reverse: bool,
+        points: tuple[np.ndarray, np.ndarray] | None = None,
+        mask: np.ndarray | None = None,
+        prev: np.ndarray | None = None,
+    ) -> State:
+        """One object on a prompted frame (no memory encoded yet)."""
+        feats = self._features(session, frame_idx)
+        if mask is not None:
+            low, ptr, score = self._mask_as_output(feats, mask)
+        else:
+            if is_init:
+                pix = feats["image_embed_no_mem"]
+            else:
+                plan = plan_memory(track, frame_idx, reverse, session.memory_horizon, self.cfg)
+                pix = self._condition(session, feats, [plan])
+            if points is None:
+                coords, labels = np.zeros((1, 1, 2), np.float32), -np.ones((1, 1), np.int64)
+            else:
+                coords, labels = points[0][None], points[1][None]
+            multimask = self._multimask(is_init, 0 if points is None else len(points[1]))
+            low, ptr, score = self._decode(pix, feats, coords, labels, prev, multimask)
+        low = fill_holes(low, self.fill_hole_area)
+        return State(low, ptr[0], float(score[0, 0]))
+
+    def _decode(
+        self,
+        pix: np.ndarray,
+        feats: dict[str, np.ndarray],
+        coords: np.ndarray,
+        labels: np.ndarray,
+        mask_input: np.ndarray | None,
+        multimask: bool,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`SAM2Model.decode_frame` for B objects: low-res logits (B, 1, S/4, S/4) (-1024 where
+        the object is absent), pointers (B, C), object scores (B, 1)."""
+        out = self.model.decode(pix, feats, coords, labels, mask_input)
+        masks, iou, token = select_masks(out["masks"], out["iou"], multimask, self.cfg)
+        score = out["object_score_logits"]
+        masks = np.where((score > 0)[:, :, None, None], masks, np.float32(NO_OBJ_SCORE))
+        rows = np.arange(masks.shape[0])
+        if multimask:
+            masks = masks[rows, np.argmax(iou, axis=1)][:, None]
+        return masks.astype(np.float32), out["obj_ptr"][rows, token], score
+
+    def _mask_as_output(
+        self, feats: dict[str, np.ndarray], mask: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`SAM2Model.mask_as_output`: a (1, 1, S, S) mask prompt as the output (+-10 logits)."""
+        side = self.model.image_size // 4
+        low = resize_bilinear_aa(mask * np.float32(20.0) - np.float32(10.0), (side, side))
+        coords, labels = np.zeros((1, 1, 2), np.float32), -np.ones((1, 1), np.int64)
+        small = self.model.mask_downsample(mask)
+        _, ptr, _ = self._decode(feats["image_embed"], feats, coords, labels, small, False)
+        present = np.float32(1.0 if bool((mask > 0).any()) else 0.0)
+        ptr = present * ptr + (1 - present) * self.model.no_obj_ptr
+        score = np.array([[20.0 * present - 10.0]], np.float32)
+        return low.astype(np.float32), ptr.astype(np.float32), score
+
+    def _condition(
+        self, session: OnnxSession, feats: dict[str, np.ndarray], plans: list[Plan]
+    ) -> np.ndarray:
+        """(B, C, h, w) features after memory attention, for B plans of the same layout."""
+        assert session.maskmem_pos is not None
+        first = plans[0]
+        memory = np.stack([np.stack([s.maskmem for _, s in p.spatial]) for p in plans])
+        slots = np.array([t for t, _ in first.spatial], np.int64)
+        c = self.model.hidden_dim
+        if first.pointers:
+            ptrs = np.stack([np.stack([s.obj_ptr for _, s in p.pointers]) for p in plans])
+        else:
+            ptrs = np.zeros((len(plans), 0, c), np.float32)
+        max_ptrs = max(first.max_ptrs, 2)  # a one-frame video would divide by 0
+        dist = np.array([d for d, _ in first.pointers], np.float32) / np.float32(max_ptrs - 1)
+        return self.model.attend_memory(feats, memory, session.maskmem_pos, slots, ptrs, dist)
+
+    def _encode(
+        self,
+        session: OnnxSession,
+        feats: dict[str, np.ndarray],
+        low_res: np.ndarray,
+        score: np.ndarray,
+        from_points: bool,
+    ) -> np.ndarray:
+        """(B, mem_dim, h, w) memories of B masks, rounded to bfloat16 as the official code
+        stores them; the first call keeps the shared position encoding."""
+        mem, pos = self.model.encode_memory(feats, low_res, score, from_points)
+        if session.maskmem_pos is None:
+            session.maskmem_pos = pos
+        return to_bfloat16(mem)
+
+    # ------------------------------------------------------------------------------------------
+    # checks and results
+    # ------------------------------------------------------------------------------------------
+    def _check_frame(self, session: OnnxSession, frame_idx: Any) -> int:
+        if isinstance(frame_idx, bool) or not isinstance(frame_idx, (int, np.integer)):
+            raise TypeError(f"frame_idx must be an int, got {type(frame_idx).__name__}")
+        if not 0 <= frame_idx < session.num_frames:
+            raise ValueError(
+                f"frame_idx {frame_idx} is out of range: the video has {session.num_frames} frames"
+            )
+        if session.live:
+            session.frames.frame(int(frame_idx))  # raises for frames no longer held
+        return int(frame_idx)
+
+    def _point_prompt(
+        self,
+        session: OnnxSession,
+        points: Any,
+        labels: Any,
+        box: Any,
+        clear_old_points: bool,
+        normalize: bool,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(P, 2) float32 model-input coordinates and (P,) int64 labels, box corners first."""
+        if (points is None) != (labels is None):
+            raise ValueError("points and labels must be given together (one label per point)")
+        if points is None and box is None:
+            raise ValueError("give points and labels, a box, or both")
+        coords = np.zeros((0, 2), np.float32)
+        labs = np.zeros((0,), np.int64)
+        if points is not None:
+            coords = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+            labs = np.asarray(labels).astype(np.int64).reshape(-1)
+            if len(labs) != len(coords) or len(coords) == 0:
+                raise ValueError(
+                    f"{len(coords)} points and {len(labs)} labels: give one label per point"
+                )
+        if box is not None:
+            if not clear_old_points:
+                raise ValueError("a box must be the first prompt of a frame: clear_old_points")
+            b = np.asarray(box, dtype=np.float32).reshape(2, 2)
+            coords = np.concatenate([b, coords])
+            labs = np.concatenate([np.array([2, 3], np.int64), labs])
+        if normalize:
+            h, w = session.frames.hw
+            coords = coords / np.array([w, h], np.float32)
+        return (coords * np.float32(self.model.image_size)).astype(np.float32), labs
+
+    def _result(
+        self, session: OnnxSession, frame_idx: int, states: list[State | None]
+    ) -> OnnxFrameResult:
+        """Upsample each object's low-res logits to the video size (-1024 without output)."""
+        h, w = session.frames.hw
+        n = len(states)
+        masks = np.full((n, 1, h, w), NO_OBJ_SCORE, np.float32)
+        scores = np.full((n,), NO_OBJ_SCORE, np.float32)
+        rows = [i for i, s in enumerate(states) if s is not None]
+        if rows:
+            low = np.concatenate([states[i].low_res for i in rows])  # type: ignore[union-attr]
+            if low.shape[-2:] != (h, w):
+                low = upsample_bilinear(low, (h, w))
+            masks[rows] = low
+            scores[rows] = [states[i].score for i in rows]  # type: ignore[union-attr]
+        if self.non_overlap and n > 1:
+            winner = np.argmax(masks, axis=0)[None]  # (1, 1, H, W)
+            idx = np.arange(n).reshape(-1, 1, 1, 1)
+            masks = np.where(winner == idx, masks, np.minimum(masks, -10.0)).astype(np.float32)
+        return OnnxFrameResult(frame_idx, session.obj_ids, masks, scores)
