@@ -243,6 +243,42 @@ def image_helpers(predictor_cls: Any, model: Any, inp: dict[str, np.ndarray]) ->
     return out
 
 
+def utils_surface(misc: Any, amg: Any, transforms_cls: Any, inp: dict[str, np.ndarray],
+                  video_dir: str) -> dict[str, np.ndarray]:
+    """`sam2.utils.misc` / `.amg` / `.transforms` helpers (those that need no CUDA extension,
+    OpenCV or pycocotools)."""
+    out: dict[str, np.ndarray] = {}
+    masks = torch.from_numpy(inp["overlap"] > 4)  # (3, 1, 32, 32) bool
+    _put(out, "misc.mask_to_box", misc.mask_to_box(masks))
+    _put(out, "misc.mask_to_box_empty", misc.mask_to_box(torch.zeros(1, 1, 5, 7, dtype=torch.bool)))
+    pts = misc.concat_points(None, torch.ones(1, 1, 2), torch.ones(1, 1, dtype=torch.int32))
+    _put(out, "misc.concat", misc.concat_points(pts, torch.zeros(1, 2, 2), torch.zeros(1, 2)))
+    images, h, w = misc.load_video_frames(video_dir, 256, offload_video_to_cpu=True,
+                                          compute_device=torch.device("cpu"))  # fmt: skip
+    _put(out, "misc.video", [images[:3], h, w])
+    rles = amg.mask_to_rle_pytorch(masks[:, 0])
+    for i, r in enumerate(rles):
+        _put(out, f"amg.rle.{i}", [r["size"], r["counts"], amg.area_from_rle(r),
+                                   amg.rle_to_mask(r)])  # fmt: skip
+    logits = torch.from_numpy(inp["overlap"])
+    _put(out, "amg.stability", amg.calculate_stability_score(logits, 0.0, 1.0))
+    _put(out, "amg.grids", amg.build_all_layer_point_grids(4, 2, 2))
+    boxes, layers = amg.generate_crop_boxes((480, 640), 2, 512 / 1500)
+    _put(out, "amg.crops", [boxes, layers])
+    b = torch.tensor([[10, 20, 200, 300], [0, 0, 50, 60]])
+    _put(out, "amg.uncrop", [amg.uncrop_boxes_xyxy(b, [5, 7, 300, 400]),
+                             amg.uncrop_points(b[:, :2], [5, 7, 300, 400]),
+                             amg.uncrop_masks(masks.float(), [3, 4, 35, 36], 40, 44)])  # fmt: skip
+    _put(out, "amg.near_edge", amg.is_box_near_crop_edge(b.float(), [0, 0, 210, 300], [0, 0, 640, 480]))
+    _put(out, "amg.xywh", amg.box_xyxy_to_xywh(b[0]))
+    _put(out, "amg.batched_box", amg.batched_mask_to_box(masks[:, 0]))
+    _put(out, "amg.batches", list(amg.batch_iterator(2, list(range(5)), list(range(5, 10)))))
+    tr = transforms_cls(256, 0.0)
+    _put(out, "tr.call", tr(inp["rgb"]))
+    _put(out, "tr.batch", tr.forward_batch([inp["rgb"], inp["rgb"][:200, :300]]))
+    return out
+
+
 if __name__ == "__main__":
     from reference import build  # ../shared/reference
     from sam2.sam2_image_predictor import SAM2ImagePredictor
@@ -253,6 +289,11 @@ if __name__ == "__main__":
     model = build(config, kind="image")
     result = model_internals(model, data)
     result.update({f"img.{k}": v for k, v in image_helpers(SAM2ImagePredictor, model, data).items()})
+    from sam2.utils import amg, misc
+    from sam2.utils.transforms import SAM2Transforms
+
+    video_dir = str(__import__("pathlib").Path(config).parents[1] / "inputs" / "video")
+    result.update(utils_surface(misc, amg, SAM2Transforms, data, video_dir))
     if len(sys.argv) > 4:
         fresh = build(config, kind="image")
         missing = fresh.load_state_dict(torch.load(sys.argv[4]), strict=True)

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import FIXTURES
-from official_surface import image_helpers, model_internals
+from official_surface import image_helpers, model_internals, utils_surface
 from PIL import Image
 
 from sam2r import build_model, config_from_yaml
@@ -93,6 +93,10 @@ def ours(compat_model: SAM2Base, inputs: dict[str, np.ndarray]) -> dict[str, np.
     out = model_internals(compat_model, inputs)
     img = image_helpers(SAM2ImagePredictor, compat_model, inputs)
     out.update({f"img.{k}": v for k, v in img.items()})
+    from sam2r.compat.utils import amg, misc
+    from sam2r.compat.utils.transforms import SAM2Transforms
+
+    out.update(utils_surface(misc, amg, SAM2Transforms, inputs, str(FIXTURES / "inputs" / "video")))
     return out
 
 
@@ -251,6 +255,46 @@ def test_settable_knobs_and_fixed_switches(compat_model: SAM2Base) -> None:
         compat_model.soft_no_obj_ptr = True
     with pytest.raises(NotImplementedError, match="SAM2VideoPredictor"):
         compat_model(torch.zeros(1))
+
+
+def test_remove_small_regions() -> None:
+    from sam2r.compat.utils.amg import remove_small_regions
+
+    mask = np.zeros((20, 20), bool)
+    mask[2:10, 2:10] = True
+    mask[4, 4] = False  # a 1-pixel hole
+    mask[15, 15] = True  # a 1-pixel island
+    filled, changed = remove_small_regions(mask, 4, "holes")
+    assert changed and filled[4, 4] and filled[15, 15] and filled.sum() == mask.sum() + 1
+    cleaned, changed = remove_small_regions(mask, 4, "islands")
+    assert changed and not cleaned[15, 15] and cleaned.sum() == mask.sum() - 1
+    only_small = np.zeros((8, 8), bool)
+    only_small[1, 1] = only_small[5, 5] = only_small[5, 6] = True
+    kept, _ = remove_small_regions(only_small, 10, "islands")  # the largest island stays
+    assert kept.sum() == 2 and kept[5, 5] and kept[5, 6]
+    assert remove_small_regions(mask, 1, "holes") == (mask, False)
+    with pytest.raises(ValueError, match="islands"):
+        remove_small_regions(mask, 4, "specks")
+
+
+def test_the_official_module_paths_import() -> None:
+    import importlib
+
+    for module, names in {
+        "sam2r.compat.build_sam": ["build_sam2", "build_sam2_video_predictor"],
+        "sam2r.compat.sam2_image_predictor": ["SAM2ImagePredictor"],
+        "sam2r.compat.sam2_video_predictor": ["SAM2VideoPredictor"],
+        "sam2r.compat.automatic_mask_generator": ["SAM2AutomaticMaskGenerator"],
+        "sam2r.compat.modeling.sam2_base": ["SAM2Base", "NO_OBJ_SCORE"],
+        "sam2r.compat.utils.transforms": ["SAM2Transforms"],
+        "sam2r.compat.utils.misc": ["get_connected_components", "mask_to_box",
+                                    "fill_holes_in_mask_scores", "load_video_frames"],
+        "sam2r.compat.utils.amg": ["rle_to_mask", "area_from_rle", "coco_encode_rle",
+                                   "build_all_layer_point_grids", "remove_small_regions"],
+    }.items():  # fmt: skip
+        mod = importlib.import_module(module)
+        for name in names:
+            assert hasattr(mod, name), f"{module}.{name}"
 
 
 def test_to_and_train_reach_the_sam2r_model(micro_ckpt: str) -> None:
