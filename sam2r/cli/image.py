@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from sam2r.cli.common import CliError, load_model, overlay, precision_of, read_image
+from sam2r.cli.text import add_text_args, run_image_text
 
 
 def _numbers(text: str, n: tuple[int, ...], what: str) -> list[float]:
@@ -38,6 +39,8 @@ def cmd_image(args: argparse.Namespace) -> int:
 
     from sam2r.predictor.image import ImagePredictor
 
+    if args.text is not None:
+        return run_image_text(args)  # a detector finds the boxes (sam2r.cli.text)
     path = Path(args.image)
     image = read_image(path)
     points = [_numbers(p, (2, 3), "--point") for p in args.point]
@@ -115,6 +118,7 @@ def add_image_parser(
     )
     im.add_argument("--max-hole-area", type=int, default=0, help="fill holes up to this area")
     im.add_argument("--out", default="sam2r_out", help="output directory")
+    add_text_args(im, video=False)
     model_args(im)
     im.set_defaults(func=cmd_image)
     return im

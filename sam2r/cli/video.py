@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from sam2r.cli.common import CliError, load_model, precision_of
+from sam2r.cli.text import add_text_args, run_video_text
 from sam2r.cli.video_outputs import Outputs
 from sam2r.cli.video_prompts import (
     BOX_FORM,
@@ -241,6 +242,9 @@ def cmd_video(args: argparse.Namespace) -> int:
         raise CliError(f"--fill-hole-area must be >= 0 (0 = off), got {args.fill_hole_area}")
     if args.mask_frame is not None and args.mask_frame < 0:
         raise CliError(f"--mask-frame must be >= 0, got {args.mask_frame}")
+    if args.text is not None:  # a detector finds the objects (sam2r.cli.text)
+        stream = args.stream is not None or _is_stream(str(args.input))
+        return run_video_text(args, make_predictor, open_video, _progress, stream, DEFAULT_FPS)
     if args.everything:
         return run_everything(args)
     prompts = parse_prompts(args)
@@ -322,6 +326,7 @@ def add_video_parser(
         "--points-per-side", type=int, default=32, help="with --everything: generator grid"
     )
     vp.add_argument("--out", default="sam2r_out", help="output directory")
+    add_text_args(vp, video=True)
     model_args(vp)
     vp.set_defaults(func=cmd_video)
     return vp

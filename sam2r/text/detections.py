@@ -90,11 +90,11 @@ def parse_queries(text: str | Sequence[str]) -> list[str]:
     return queries
 
 
-def as_detections(raw: Any, queries: list[str], hw: tuple[int, int]) -> Detections:
-    """A detector's answer as checked `Detections` (boxes clipped to the (H, W) image).
+def as_detections(raw: Any, queries: list[str]) -> Detections:
+    """A detector's answer as checked `Detections` (labels as query strings).
 
-    Boxes entirely outside the image are dropped with a warning; boxes that are not x0 <= x1,
-    y0 <= y1, or not finite, are the detector's bug and raise ValueError.
+    Boxes that are not x0 <= x1, y0 <= y1, or not finite, are the detector's bug and raise
+    ValueError.
     """
     if isinstance(raw, Detections):
         boxes, scores, labels = raw.boxes, raw.scores, raw.labels
@@ -129,19 +129,24 @@ def as_detections(raw: Any, queries: list[str], hw: tuple[int, int]) -> Detectio
             f"the detector returned boxes that are not x0, y0, x1, y1 with x0 <= x1 and "
             f"y0 <= y1: {boxes[bad].tolist()}"
         )
+    return Detections(boxes, scores, labels)
+
+
+def clip_to_image(dets: Detections, hw: tuple[int, int]) -> Detections:
+    """Boxes clipped to the (H, W) image; those with no area inside it dropped with a warning."""
     h, w = hw
-    clipped = boxes.copy()
+    clipped = dets.boxes.copy()
     clipped[:, 0::2] = clipped[:, 0::2].clip(0, w)
     clipped[:, 1::2] = clipped[:, 1::2].clip(0, h)
     outside = (clipped[:, 2] <= clipped[:, 0]) | (clipped[:, 3] <= clipped[:, 1])
     if outside.any():
         warnings.warn(
             f"dropped {int(outside.sum())} detection(s) with no area inside the {w}x{h} image: "
-            f"{boxes[outside].round(1).tolist()}",
-            stacklevel=3,
+            f"{dets.boxes[outside].round(1).tolist()}",
+            stacklevel=4,
         )
-    keep = np.flatnonzero(~outside)
-    return Detections(clipped, scores, labels).take(keep)
+    kept = Detections(clipped, dets.scores, dets.labels, dets.best_below)
+    return kept.take(np.flatnonzero(~outside))
 
 
 def detect(
@@ -165,8 +170,9 @@ def detect(
         max_detections: keep at most this many, best first (None: all).
 
     Returns:
-        the kept detections, best score first; `best_below` names the best one under the
-        threshold (for a message when nothing is kept).
+        the kept detections, best score first, clipped to the image (those above the
+        threshold with no area inside it dropped with a warning); `best_below` names the best
+        one under the threshold (for a message when nothing is kept).
     """
     check_thresholds(box_threshold, nms_threshold)
     if not callable(detector):
@@ -174,14 +180,14 @@ def detect(
             f"the detector must be callable as detector(image, queries), got "
             f"{type(detector).__name__}"
         )
-    found = as_detections(detector(image, list(queries)), queries, image.shape[:2])
+    found = as_detections(detector(image, list(queries)), queries)
     above = found.scores >= box_threshold
     below = np.flatnonzero(~above)
     best_below = None
     if len(below):
         i = below[np.argmax(found.scores[below])]
         best_below = (found.labels[i], float(found.scores[i]))
-    kept = found.take(np.flatnonzero(above))
+    kept = clip_to_image(found.take(np.flatnonzero(above)), image.shape[:2])
     if len(kept) and nms_threshold is not None:
         ids = {label: i for i, label in enumerate(dict.fromkeys(kept.labels))}
         order = batched_nms(
