@@ -7,11 +7,12 @@
     sam2r train CONFIG [section.key=value ...]
     sam2r eval --gt ROOT --pred DIR --out DIR
     sam2r vos-infer --data ROOT --out DIR
+    sam2r studio [PATH] [--host 127.0.0.1] [--port 8000]
 
 Each subcommand lives in its own module of `sam2r.cli` (`image`, `everything`, `video`, `synth`,
-`train`, `eval`, `vos_infer`), which registers its arguments (`add_*_parser`) and runs it; what
-they share (`CliError`, the model options, `load_model`) is `sam2r.cli.common`. A `CliError` is
-printed as `sam2r COMMAND: message` without a traceback, and the exit status is 2.
+`train`, `eval`, `vos_infer`, `studio`), which registers its arguments (`add_*_parser`) and
+runs it; what they share (`CliError`, the model options, `load_model`) is `sam2r.cli.common`.
+A `CliError` is printed as `sam2r COMMAND: message` without a traceback, and the exit status is 2.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sam2r.cli.common import CliError, model_args
 from sam2r.cli.eval import add_eval_parser
 from sam2r.cli.everything import add_everything_parser
 from sam2r.cli.image import add_image_parser
+from sam2r.cli.studio import add_studio_parser
 from sam2r.cli.synth import add_synth_parser
 from sam2r.cli.train import add_train_parser
 from sam2r.cli.video import add_video_parser
@@ -39,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub, model_args)
     add_eval_parser(sub, model_args)
     add_vos_parser(sub, model_args)  # the `vos-infer` subcommand
+    add_studio_parser(sub, model_args)
     return p
 
 
