@@ -1,9 +1,9 @@
 """The transformers adapter, end to end, with tiny random OWLv2 / OWL-ViT / Grounding DINO models.
 
 No download: each model is built from a tiny config with random weights, its processor from a
-tokenizer whose vocabulary is written here, and both are saved to a folder that `load_detector`
-reads as a user's offline copy would be read. The decoding (scores, labels, box scaling) is
-checked on fixed outputs, where the right answer is known.
+tokenizer whose vocabulary is written on the spot (`sam2r.text.tiny_detectors`), and both are
+saved to a folder that `load_detector` reads as a user's offline copy would be read. The
+decoding (scores, labels, box scaling) is checked on fixed outputs, where the answer is known.
 """
 
 from __future__ import annotations
@@ -23,103 +23,13 @@ transformers = pytest.importorskip("transformers")
 import sam2r  # noqa: E402
 from sam2r.predictor.video import VideoPredictor  # noqa: E402
 from sam2r.text import TextPredictor, TextTracker, TransformersDetector, load_detector  # noqa: E402
-
-WORDS = ["a", "cat", "dog", "red", "car", "person", "ball", "star"]
-
-
-def _clip_tokenizer(folder: Path) -> Any:
-    """A CLIP BPE tokenizer over single letters and the words above (no merges needed)."""
-    vocab: dict[str, int] = {}
-    for c in ["!", "."] + [chr(i) for i in range(97, 123)]:
-        vocab[c] = len(vocab)
-        vocab[c + "</w>"] = len(vocab)
-    for w in WORDS:
-        vocab[w + "</w>"] = len(vocab)
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    return transformers.CLIPTokenizer(
-        str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=16
-    )  # OWL pads every query to 16 tokens, as the released processors do
-
-
-def _save_owl(folder: Path, kind: str) -> Path:
-    torch.manual_seed(0)
-    tok = _clip_tokenizer(folder)
-    text = dict(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=37, num_hidden_layers=1,
-        num_attention_heads=4, max_position_embeddings=16,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-    )  # fmt: skip
-    vision = dict(
-        hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=4,
-        image_size=64, patch_size=16,
-    )  # fmt: skip
-    if kind == "owlv2":
-        config = transformers.Owlv2Config(text_config=text, vision_config=vision, projection_dim=32)
-        model = transformers.Owlv2ForObjectDetection(config)
-        images = transformers.Owlv2ImageProcessor(size={"height": 64, "width": 64})
-        processor = transformers.Owlv2Processor(image_processor=images, tokenizer=tok)
-    else:
-        config = transformers.OwlViTConfig(
-            text_config=text, vision_config=vision, projection_dim=32
-        )
-        model = transformers.OwlViTForObjectDetection(config)
-        images = transformers.OwlViTImageProcessor(
-            size={"height": 64, "width": 64}, crop_size={"height": 64, "width": 64}
-        )
-        processor = transformers.OwlViTProcessor(image_processor=images, tokenizer=tok)
-    with torch.no_grad():  # random box heads give degenerate boxes; zero: one box per patch
-        model.box_head.dense2.weight.zero_()
-        model.box_head.dense2.bias.zero_()
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
-
-
-def _save_grounding_dino(folder: Path) -> Path:
-    torch.manual_seed(0)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", *WORDS]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tok = transformers.BertTokenizer(str(folder / "vocab.txt"))
-    config = transformers.GroundingDinoConfig(
-        backbone_config=transformers.SwinConfig(
-            image_size=64, patch_size=4, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
-            window_size=4, out_features=["stage2", "stage3", "stage4"],
-        ),
-        text_config=transformers.BertConfig(
-            vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-            intermediate_size=37, max_position_embeddings=64,
-        ),
-        d_model=32, encoder_layers=1, decoder_layers=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
-        encoder_attention_heads=2, decoder_attention_heads=2, num_queries=20,
-        num_feature_levels=3, encoder_n_points=2, decoder_n_points=2, max_text_len=32,
-        use_timm_backbone=False,
-    )  # fmt: skip
-    model = transformers.GroundingDinoForObjectDetection(config)
-    images = transformers.GroundingDinoImageProcessor(
-        size={"shortest_edge": 64, "longest_edge": 96}
-    )
-    processor = transformers.GroundingDinoProcessor(image_processor=images, tokenizer=tok)
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
-
-
-KINDS = ("owlv2", "owlvit", "grounding-dino")
+from sam2r.text.tiny_detectors import KINDS, save_tiny_detector  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tiny_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A saved tiny model + processor per family."""
-    out = {}
-    for kind in KINDS:
-        folder = tmp_path_factory.mktemp(kind)
-        out[kind] = (
-            _save_grounding_dino(folder) if kind == "grounding-dino" else _save_owl(folder, kind)
-        )
-    return out
+    return {kind: save_tiny_detector(kind, tmp_path_factory.mktemp(kind)) for kind in KINDS}
 
 
 @pytest.fixture(scope="module")
