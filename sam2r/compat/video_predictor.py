@@ -17,9 +17,12 @@ becomes
 
 The work is done by `sam2r.predictor.video.VideoPredictor`; this class only maps names and
 return values. Masks are float32 logit tensors at video resolution on the model's device, as in
-the official code. `init_state` returns an `InferenceState`: the typed `VideoSession`
-(`state.session`) behind a read-only mapping of the official keys scripts read
-(`state["num_frames"]`, `["video_height"]`, `["video_width"]`, `["obj_ids"]`, ...).
+the official code. As the official class, the predictor is the model: a `SAM2Base`
+(`sam2r.compat.modeling.sam2_base`) over the sam2r model's parameters, plus the video
+methods and the private helpers public code calls (`_get_image_feature`, `_obj_id_to_idx`,
+`_get_orig_video_res_output`, `_apply_non_overlapping_constraints`, ...). `init_state`
+returns an `InferenceState` (`sam2r.compat.video_state`): the official state dict as a live,
+writable view of the typed `VideoSession` (`state.session`).
 
 Differences from the official predictor, all on inputs where the official code misbehaves:
 * a video file is read with PyAV (any .mp4/.mov/.webm/.avi/.mkv, the `video` extra), not decord;
@@ -37,94 +40,31 @@ model from a config and override strings is `sam2r.compat.builder`'s, shared wit
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from sam2r.compat.builder import _build, _postprocessing
+from sam2r.compat.modeling.sam2_base import SAM2Base, as_sam2r
+from sam2r.compat.video_state import InferenceState, obj_index
 from sam2r.config import resolve_name
 from sam2r.model.sam2 import SAM2Model
-from sam2r.predictor.video import VideoPredictor, VideoSession
+from sam2r.predictor.video import VideoPredictor, VideoSession, non_overlapping
+from sam2r.predictor.video.frame_step import frame_features
 
-# the official inference-state keys this view answers
-_STATE_KEYS = (
-    "num_frames",
-    "video_height",
-    "video_width",
-    "obj_ids",
-    "obj_id_to_idx",
-    "obj_idx_to_id",
-    "device",
-    "storage_device",
-    "offload_video_to_cpu",
-    "offload_state_to_cpu",
-)
+__all__ = [
+    "InferenceState",
+    "SAM2VideoPredictor",
+    "build_sam2_video_predictor",
+    "build_sam2_video_predictor_hf",
+]
 
-
-class InferenceState(Mapping[str, Any]):
-    """What `init_state` returns: a `VideoSession` readable like the official state dict.
-
-    Only the keys scripts read are answered (`_STATE_KEYS`); the session's typed state is
-    `state.session` (objects, prompts and outputs in `state.session.objects`).
-
-    Args:
-        session: the session from `VideoPredictor.init_session`.
-        offload_video_to_cpu: the flag given to `init_state` (reported back only).
-        offload_state_to_cpu: the flag given to `init_state` (reported back only).
-    """
-
-    def __init__(
-        self,
-        session: VideoSession,
-        offload_video_to_cpu: bool = False,
-        offload_state_to_cpu: bool = False,
-    ) -> None:
-        self.session = session
-        self._offload = (bool(offload_video_to_cpu), bool(offload_state_to_cpu))
-
-    def __getitem__(self, key: str) -> Any:
-        s = self.session
-        if key == "num_frames":
-            return s.num_frames
-        if key == "video_height":
-            return s.video_height
-        if key == "video_width":
-            return s.video_width
-        if key == "obj_ids":
-            return s.obj_ids
-        if key == "obj_id_to_idx":
-            return {obj_id: i for i, obj_id in enumerate(s.obj_ids)}
-        if key == "obj_idx_to_id":
-            return dict(enumerate(s.obj_ids))
-        if key == "device":
-            return s.device
-        if key == "storage_device":
-            return s.storage_device
-        if key == "offload_video_to_cpu":
-            return self._offload[0]
-        if key == "offload_state_to_cpu":
-            return self._offload[1]
-        raise KeyError(
-            f"{key!r}: this inference state answers only {list(_STATE_KEYS)}; the typed session "
-            "(objects, prompts, outputs) is `state.session`"
-        )
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(_STATE_KEYS)
-
-    def __len__(self) -> int:
-        return len(_STATE_KEYS)
-
-    def __repr__(self) -> str:
-        s = self.session
-        return (
-            f"InferenceState(num_frames={s.num_frames}, video_hw=({s.video_height}, "
-            f"{s.video_width}), obj_ids={s.obj_ids})"
-        )
-
+# official video-predictor attributes read from the config, settable
+VIDEO_KNOBS = ("clear_non_cond_mem_around_input", "add_all_frames_to_correct_as_cond")
 
 def _session(inference_state: InferenceState | VideoSession) -> VideoSession:
     if isinstance(inference_state, InferenceState):
@@ -147,11 +87,15 @@ def _open_video(video_path: Any) -> Any:
     return video_path
 
 
-class SAM2VideoPredictor:
-    """The official video predictor API.
+class SAM2VideoPredictor(SAM2Base):
+    """The official video predictor: the official model (`SAM2Base`) with the video methods.
+
+    As the official class it *is* the model: `.parameters()`, `.to()`, `.image_encoder`,
+    `.forward_image`, `.track_step`, ... are those of `SAM2Base`, over the sam2r model's own
+    parameters (`predictor.model` / `predictor.sam2r` is that sam2r model).
 
     Args:
-        model: a model from `build_sam2_video_predictor` / `build_model` (a `sam2r.SAM2Model`).
+        model: a sam2r `SAM2Model` (or a `SAM2Base` from `build_sam2`).
         fill_hole_area: fill holes of up to this many low-res pixels (None: the config's).
         non_overlap_masks: one object per pixel in the returned masks (None: the config's).
         feature_cache_size: image features of this many recent frames kept per session.
@@ -159,20 +103,22 @@ class SAM2VideoPredictor:
 
     def __init__(
         self,
-        model: SAM2Model,
+        model: SAM2Model | SAM2Base,
         fill_hole_area: int | None = None,
         non_overlap_masks: bool | None = None,
         feature_cache_size: int = 4,
     ) -> None:
-        self.model = model
+        core = as_sam2r(model)
+        super().__init__(core)
         # the official predictor accepts clicks outside the frame; so does this one
-        self._predictor = VideoPredictor(
-            model,
+        predictor = VideoPredictor(
+            core,
             fill_hole_area=fill_hole_area,
             non_overlap_masks=non_overlap_masks,
             feature_cache_size=feature_cache_size,
             check_bounds=False,
         )
+        object.__setattr__(self, "_predictor", predictor)
 
     @classmethod
     def from_pretrained(cls, model_id: str, **kwargs: Any) -> SAM2VideoPredictor:
@@ -180,14 +126,11 @@ class SAM2VideoPredictor:
         `kwargs` go to `build_sam2_video_predictor` (`device`, `hydra_overrides_extra`, ...)."""
         return build_sam2_video_predictor_hf(model_id, **kwargs)
 
-    # --- attributes the official predictor (an nn.Module) exposes -----------------------------
+    # --- attributes the official predictor exposes ---------------------------------------------
     @property
-    def device(self) -> torch.device:
-        return self.model.device
-
-    @property
-    def image_size(self) -> int:
-        return self.model.image_size
+    def model(self) -> SAM2Model:
+        """The sam2r model (not an official attribute: the official predictor is the model)."""
+        return self._inner
 
     @property
     def fill_hole_area(self) -> int:
@@ -208,22 +151,62 @@ class SAM2VideoPredictor:
         self._predictor.non_overlap_masks = bool(value)
 
     def __getattr__(self, name: str) -> Any:
-        # the other config flags scripts read: predictor.num_maskmem,
-        # predictor.add_all_frames_to_correct_as_cond, predictor.max_cond_frames_in_attn, ...
-        if not name.startswith("_") and "model" in self.__dict__:
-            cfg = self.__dict__["model"].cfg
-            if hasattr(cfg, name):
-                return getattr(cfg, name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        if name in VIDEO_KNOBS:
+            return getattr(self.__dict__["_inner"].cfg, name)
+        return super().__getattr__(name)
 
-    def to(self, device: str | torch.device) -> SAM2VideoPredictor:
-        """Move the model (sessions opened before stay where they were)."""
-        self.model.to(device)
-        return self
+    def __setattr__(self, name: str, value: Any) -> None:
+        inner = self.__dict__.get("_inner")
+        if inner is not None and name in VIDEO_KNOBS:
+            inner.cfg = inner.cfg.replace(**{name: bool(value)})
+        else:
+            super().__setattr__(name, value)
 
-    def eval(self) -> SAM2VideoPredictor:
-        self.model.eval()
-        return self
+    # --- private helpers public code calls -----------------------------------------------------
+    def _obj_id_to_idx(self, inference_state: InferenceState | VideoSession, obj_id: Hashable) -> int:
+        """The index of `obj_id`; a new id adds an object without prompts (as the official)."""
+        return obj_index(_session(inference_state), obj_id)
+
+    def _obj_idx_to_id(self, inference_state: InferenceState | VideoSession, obj_idx: int) -> Hashable:
+        return _session(inference_state).obj_ids[obj_idx]
+
+    def _get_obj_num(self, inference_state: InferenceState | VideoSession) -> int:
+        return len(_session(inference_state).objects)
+
+    def _get_orig_video_res_output(
+        self, inference_state: InferenceState | VideoSession, any_res_masks: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """(any_res_masks on the model's device, (N, 1, H, W) masks at video resolution, with
+        the non-overlap constraint when `non_overlap_masks`)."""
+        session = _session(inference_state)
+        masks = any_res_masks.to(self.device, non_blocking=True)
+        hw = (session.video_height, session.video_width)
+        video = masks
+        if tuple(masks.shape[-2:]) != hw:
+            video = F.interpolate(masks, size=hw, mode="bilinear", align_corners=False)
+        if self.non_overlap_masks:
+            video = non_overlapping(video)
+        return masks, video
+
+    def _get_image_feature(
+        self, inference_state: InferenceState | VideoSession, frame_idx: int, batch_size: int
+    ) -> tuple[Tensor, dict[str, Any], list[Tensor], list[Tensor], list[tuple[int, int]]]:
+        """(image (B, 3, S, S), backbone_out, vision_feats [(HW, B, C)], vision_pos_embeds,
+        feat_sizes) of a frame, expanded to `batch_size` objects (from the session's feature
+        cache, or the image encoder)."""
+        session = _session(inference_state)
+        feats = frame_features(self._inner, session, frame_idx)
+        image = session.frames.model_input(frame_idx, session.image_size)
+        image = image.to(self.device).float().unsqueeze(0)
+        position = self._inner.image_encoder.neck.position_encoding
+        fpn = [feats.high_res[0], feats.high_res[1], feats.embed]
+        pos = [position(fpn[0]), position(fpn[1]), feats.pos]
+        backbone_out = {
+            "backbone_fpn": [x.expand(batch_size, -1, -1, -1) for x in fpn],
+            "vision_pos_enc": [p.expand(batch_size, -1, -1, -1) for p in pos],
+        }
+        features = self._prepare_backbone_features(backbone_out)
+        return (image.expand(batch_size, -1, -1, -1),) + features
 
     # --- session ------------------------------------------------------------------------------
     def init_state(
@@ -412,7 +395,7 @@ def build_sam2_video_predictor(
         **kwargs: accepted and ignored, as the official builder does.
 
     Returns:
-        The predictor; its `model` is the `sam2r.SAM2Model`.
+        The predictor (the official model surface, over the `sam2r.SAM2Model` in `.model`).
     """
     overrides = list(_VIDEO_TARGET_VOS if vos_optimized else (_VIDEO_TARGET,))
     overrides += _postprocessing(config_file, apply_postprocessing, video=True)

@@ -135,7 +135,14 @@ class SAM2Base(TrackingMixin, SharedModule):
             return FIXED[name]
         if name in KNOBS or name in ARCH:
             return getattr(self.__dict__["_inner"].cfg, name)
-        return super().__getattr__(name)
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            # the other config fields, read-only (e.g. dynamic_multimask_via_stability)
+            inner = self.__dict__.get("_inner")
+            if inner is not None and not name.startswith("_") and hasattr(inner.cfg, name):
+                return getattr(inner.cfg, name)
+            raise
 
     def __setattr__(self, name: str, value: Any) -> None:
         inner = self.__dict__.get("_inner")
