@@ -75,7 +75,10 @@ def replay(ops: list[dict[str, Any]], predictor: Any, session: Any) -> list[tupl
             keep(i, predictor.add_mask(session, op["frame_idx"], op["obj_id"], op["mask"]))
         elif kind == "propagate":
             for r in predictor.propagate(
-                session, start_frame_idx=op.get("start"), reverse=op.get("reverse", False)
+                session,
+                start_frame_idx=op.get("start"),
+                max_frame_num_to_track=op.get("max"),
+                reverse=op.get("reverse", False),
             ):
                 keep(i, r)
         else:
