@@ -6,7 +6,8 @@ becomes an object with a mask prompt; on later generator frames, a proposal beco
 only when the tracked objects cover less than `max_overlap` of it. Object ids are 1, 2, ... in
 order of appearance and never change. Tracking runs in segments between generator frames, so
 objects added on frame k are tracked from k on (the official predictor's semantics for objects
-added after tracking started).
+added after tracking started). That id and segment logic is `track_with_admission`, which the
+text-prompt tracker (`sam2r.text.video`) shares with a detector in place of the generator.
 
 What is left to others: the proposals (`MaskGenerator`), the tracking (`VideoPredictor`).
 """
