@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from sam2r.cli.common import CliError, load_model, overlay, precision_of, read_image
+from sam2r.cli.export import add_onnx_arg, onnx_image_predictor
 from sam2r.cli.text import add_text_args, run_image_text
 
 
@@ -48,9 +49,13 @@ def cmd_image(args: argparse.Namespace) -> int:
     if not points and not boxes:
         raise CliError("give at least one --point X,Y or --box X0,Y0,X1,Y1")
 
-    model = load_model(args.model, args.checkpoint, args.device, args.config)
-    precision = precision_of(args, model.device)
-    predictor = ImagePredictor(model, max_hole_area=args.max_hole_area, precision=precision)
+    if args.onnx is not None:  # an exported model on ONNX Runtime (sam2r.cli.export)
+        predictor, model_name = onnx_image_predictor(args)
+    else:
+        model = load_model(args.model, args.checkpoint, args.device, args.config)
+        precision = precision_of(args, model.device)
+        predictor = ImagePredictor(model, max_hole_area=args.max_hole_area, precision=precision)
+        model_name = model.cfg.name
     predictor.set_image(image)
 
     coords = np.array([p[:2] for p in points], dtype=np.float32) if points else None
@@ -80,7 +85,7 @@ def cmd_image(args: argparse.Namespace) -> int:
             {"object": i, "score": round(float(s), 6), "area": int(m.sum()), "bbox_xyxy": bbox}
         )
     Image.fromarray(overlay(image, masks)).save(out / f"{path.stem}_overlay.png")
-    summary = {"image": str(path), "model": model.cfg.name, "masks": records}
+    summary = {"image": str(path), "model": model_name, "masks": records}
     (out / f"{path.stem}_masks.json").write_text(json.dumps(summary, indent=1))
     for r in records:
         print(
@@ -119,6 +124,7 @@ def add_image_parser(
     im.add_argument("--max-hole-area", type=int, default=0, help="fill holes up to this area")
     im.add_argument("--out", default="sam2r_out", help="output directory")
     add_text_args(im, video=False)
+    add_onnx_arg(im)
     model_args(im)
     im.set_defaults(func=cmd_image)
     return im

@@ -8,6 +8,7 @@
     sam2r eval --gt ROOT --pred DIR --out DIR
     sam2r vos-infer --data ROOT --out DIR
     sam2r studio [PATH] [--host 127.0.0.1] [--port 8000]
+    sam2r export onnx [--model NAME] --out DIR [--opset N] [--image-size N]
 
 Each subcommand lives in its own module of `sam2r.cli` (`image`, `everything`, `video`, `synth`,
 `train`, `eval`, `vos_infer`, `studio`), which registers its arguments (`add_*_parser`) and
@@ -23,6 +24,7 @@ import sys
 from sam2r.cli.common import CliError, model_args
 from sam2r.cli.eval import add_eval_parser
 from sam2r.cli.everything import add_everything_parser
+from sam2r.cli.export import add_export_parser
 from sam2r.cli.image import add_image_parser
 from sam2r.cli.studio import add_studio_parser
 from sam2r.cli.synth import add_synth_parser
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(sub, model_args)
     add_vos_parser(sub, model_args)  # the `vos-infer` subcommand
     add_studio_parser(sub, model_args)
+    add_export_parser(sub, model_args)  # `sam2r export onnx`
     return p
 
 

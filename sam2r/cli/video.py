@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from sam2r.cli.common import CliError, load_model, precision_of
+from sam2r.cli.export import add_onnx_arg, onnx_video_predictor
 from sam2r.cli.text import add_text_args, run_video_text
 from sam2r.cli.video_outputs import Outputs
 from sam2r.cli.video_prompts import (
@@ -58,6 +59,8 @@ def make_predictor(args: argparse.Namespace) -> Any:
     """The `VideoPredictor` of a run (its model from --model / --checkpoint / --config)."""
     from sam2r.predictor.video import VideoPredictor
 
+    if getattr(args, "onnx", None) is not None:  # an exported model (sam2r.cli.export)
+        return onnx_video_predictor(args)
     model = load_model(args.model, args.checkpoint, args.device, args.config)
     precision = precision_of(args, model.device)
     try:
@@ -327,6 +330,7 @@ def add_video_parser(
     )
     vp.add_argument("--out", default="sam2r_out", help="output directory")
     add_text_args(vp, video=True)
+    add_onnx_arg(vp)
     model_args(vp)
     vp.set_defaults(func=cmd_video)
     return vp

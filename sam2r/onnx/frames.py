@@ -26,14 +26,19 @@ class Frames:
     """Random access to a video's frames.
 
     Args:
-        video: a folder path, a uint8 array (N, H, W, 3), or a list of uint8 (H, W, 3) arrays
-            / PIL images.
+        video: a folder path, a uint8 array (N, H, W, 3), a list of uint8 (H, W, 3) arrays
+            / PIL images, or any object with `frame(i)`, `hw` and `len()` (the frame sources of
+            `sam2r.io`, e.g. a video file).
     """
 
     def __init__(self, video: Any) -> None:
         self.paths: list[Path] | None = None
         self.items: Sequence[Any] | None = None
-        if isinstance(video, (str, os.PathLike)):
+        self.source: Any = None
+        if hasattr(video, "frame") and hasattr(video, "hw") and hasattr(video, "__len__"):
+            self.source = video  # a frame source of sam2r.io (folder, video file)
+            self.hw = tuple(video.hw)
+        elif isinstance(video, (str, os.PathLike)):
             root = Path(video)
             if not root.is_dir():
                 raise ValueError(f"{str(video)!r} is not a folder of frames")
@@ -76,11 +81,15 @@ class Frames:
             )
 
     def __len__(self) -> int:
+        if self.source is not None:
+            return len(self.source)
         return len(self.paths) if self.paths is not None else len(self.items or [])
 
     def frame(self, index: int) -> np.ndarray | Image.Image:
         if not 0 <= index < len(self):
             raise IndexError(f"frame {index} is out of range for a video of {len(self)} frames")
+        if self.source is not None:
+            return self.source.frame(index)
         if self.paths is not None:
             with Image.open(self.paths[index]) as im:
                 return im.convert("RGB")
