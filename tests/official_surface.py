@@ -74,7 +74,8 @@ def model_internals(model: Any, inp: dict[str, np.ndarray]) -> dict[str, np.ndar
         h, w = sizes[-1]
         pix = (feats[-1] + model.no_mem_embed).permute(1, 2, 0).reshape(b, c, h, w)
         high_res = [
-            f.permute(1, 2, 0).reshape(b, -1, *s) for f, s in zip(feats[:-1], sizes[:-1])
+            f.permute(1, 2, 0).reshape(b, -1, *s)
+            for f, s in zip(feats[:-1], sizes[:-1], strict=True)
         ]
 
         pe = model.sam_prompt_encoder
@@ -141,13 +142,18 @@ def model_internals(model: Any, inp: dict[str, np.ndarray]) -> dict[str, np.ndar
 
 def _track(model: Any, t: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
     """`track_step` over 4 frames for 2 objects, the way the official predictors drive it."""
-    output_dict: dict[str, dict[int, Any]] = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+    output_dict: dict[str, dict[int, Any]] = {
+        "cond_frame_outputs": {},
+        "non_cond_frame_outputs": {},
+    }
     outs = []
     num_frames = 4
     for frame_idx in range(num_frames):
         x = t["images"][frame_idx : frame_idx + 1]
         fwd = model.forward_image(x)
-        fwd = {k: [v.expand(2, -1, -1, -1) for v in fwd[k]] for k in ("backbone_fpn", "vision_pos_enc")}
+        fwd = {
+            k: [v.expand(2, -1, -1, -1) for v in fwd[k]] for k in ("backbone_fpn", "vision_pos_enc")
+        }
         _, feats, pos, sizes = model._prepare_backbone_features(fwd)
         is_init = frame_idx == 0
         points = {"point_coords": t["coords"], "point_labels": t["labels"]} if is_init else None
@@ -176,7 +182,9 @@ def _track(model: Any, t: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
     return outs
 
 
-def image_helpers(predictor_cls: Any, model: Any, inp: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def image_helpers(
+    predictor_cls: Any, model: Any, inp: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """SAM2ImagePredictor's private helpers and the "fine-tune SAM 2" tutorial's step."""
     out: dict[str, np.ndarray] = {}
     t = {k: torch.from_numpy(v) for k, v in inp.items()}
@@ -243,8 +251,9 @@ def image_helpers(predictor_cls: Any, model: Any, inp: dict[str, np.ndarray]) ->
     return out
 
 
-def utils_surface(misc: Any, amg: Any, transforms_cls: Any, inp: dict[str, np.ndarray],
-                  video_dir: str) -> dict[str, np.ndarray]:
+def utils_surface(
+    misc: Any, amg: Any, transforms_cls: Any, inp: dict[str, np.ndarray], video_dir: str
+) -> dict[str, np.ndarray]:
     """`sam2.utils.misc` / `.amg` / `.transforms` helpers (those that need no CUDA extension,
     OpenCV or pycocotools)."""
     out: dict[str, np.ndarray] = {}
@@ -269,7 +278,11 @@ def utils_surface(misc: Any, amg: Any, transforms_cls: Any, inp: dict[str, np.nd
     _put(out, "amg.uncrop", [amg.uncrop_boxes_xyxy(b, [5, 7, 300, 400]),
                              amg.uncrop_points(b[:, :2], [5, 7, 300, 400]),
                              amg.uncrop_masks(masks.float(), [3, 4, 35, 36], 40, 44)])  # fmt: skip
-    _put(out, "amg.near_edge", amg.is_box_near_crop_edge(b.float(), [0, 0, 210, 300], [0, 0, 640, 480]))
+    _put(
+        out,
+        "amg.near_edge",
+        amg.is_box_near_crop_edge(b.float(), [0, 0, 210, 300], [0, 0, 640, 480]),
+    )
     _put(out, "amg.xywh", amg.box_xyxy_to_xywh(b[0]))
     _put(out, "amg.batched_box", amg.batched_mask_to_box(masks[:, 0]))
     _put(out, "amg.batches", list(amg.batch_iterator(2, list(range(5)), list(range(5, 10)))))
@@ -288,7 +301,9 @@ if __name__ == "__main__":
     torch.manual_seed(0)
     model = build(config, kind="image")
     result = model_internals(model, data)
-    result.update({f"img.{k}": v for k, v in image_helpers(SAM2ImagePredictor, model, data).items()})
+    result.update(
+        {f"img.{k}": v for k, v in image_helpers(SAM2ImagePredictor, model, data).items()}
+    )
     from sam2.utils import amg, misc
     from sam2.utils.transforms import SAM2Transforms
 

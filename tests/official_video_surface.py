@@ -22,7 +22,13 @@ import numpy as np
 import torch
 from official_surface import _put
 
-OUTPUT_KEYS = ("maskmem_features", "maskmem_pos_enc", "pred_masks", "obj_ptr", "object_score_logits")
+OUTPUT_KEYS = (
+    "maskmem_features",
+    "maskmem_pos_enc",
+    "pred_masks",
+    "obj_ptr",
+    "object_score_logits",
+)
 
 
 def video_surface(predictor: Any, video_dir: str) -> dict[str, np.ndarray]:
@@ -44,8 +50,8 @@ def video_surface(predictor: Any, video_dir: str) -> dict[str, np.ndarray]:
         _put(out, "prompt.points", m)
         _, _, m = predictor.add_new_points_or_box(state, 0, 5, box=[150, 90, 270, 200])
         _put(out, "prompt.box", m)
-        _put(out, "state.ids", [list(state["obj_id_to_idx"].items()),
-                                list(state["obj_idx_to_id"].items()), state["obj_ids"]])  # fmt: skip
+        ids = [list(state["obj_id_to_idx"].items()), list(state["obj_idx_to_id"].items())]
+        _put(out, "state.ids", ids + [state["obj_ids"]])
         _put(out, "state.points", state["point_inputs_per_obj"][0][0])
         _put(out, "state.box_points", state["point_inputs_per_obj"][1][0])
         temp = state["temp_output_dict_per_obj"][1]["cond_frame_outputs"][0]
@@ -61,10 +67,16 @@ def video_surface(predictor: Any, video_dir: str) -> dict[str, np.ndarray]:
         _put(out, "state.frames", [sorted(outputs[0]["cond_frame_outputs"]),
                                    sorted(outputs[0]["non_cond_frame_outputs"]),
                                    sorted(state["frames_tracked_per_obj"][1])])  # fmt: skip
-        _put(out, "state.reverse", [v["reverse"] for v in state["frames_tracked_per_obj"][1].values()])
+        _put(
+            out,
+            "state.reverse",
+            [v["reverse"] for v in state["frames_tracked_per_obj"][1].values()],
+        )
         stored = outputs[1]["non_cond_frame_outputs"][3]
         _put(out, "state.output", [stored[k] for k in OUTPUT_KEYS])
-        _put(out, "state.temp_after", len(state["temp_output_dict_per_obj"][0]["cond_frame_outputs"]))
+        _put(
+            out, "state.temp_after", len(state["temp_output_dict_per_obj"][0]["cond_frame_outputs"])
+        )
         _put(out, "state.constants", state["constants"]["maskmem_pos_enc"])
 
         # a real-time fork's edits: keep the two newest tracked memories, masks at half size
@@ -77,7 +89,11 @@ def video_surface(predictor: Any, video_dir: str) -> dict[str, np.ndarray]:
         state["video_width"] = state["video_width"] // 2
         rest = {f: m for f, _, m in predictor.propagate_in_video(state, start_frame_idx=5)}
         _put(out, "track.after_edit", [rest[f] for f in sorted(rest)])
-        _put(out, "state.frames_after", np.array(sorted(state["output_dict_per_obj"][0]["non_cond_frame_outputs"])))
+        _put(
+            out,
+            "state.frames_after",
+            np.array(sorted(state["output_dict_per_obj"][0]["non_cond_frame_outputs"])),
+        )
 
         # an annotation tool's object handling: a new id gets the next index
         _put(out, "helper.new_idx", predictor._obj_id_to_idx(state, 9))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,9 @@ from sam2r.ops.transforms import postprocess_masks, preprocess_image, transform_
 from sam2r.testing import synthetic_checkpoint
 
 MICRO = str(FIXTURES / "configs" / "micro.json")
-REF_PYTHON = Path(os.environ.get("SAM2R_REF_PYTHON", Path.home() / ".cache/sam2r-reference/venv/bin/python"))
+REF_PYTHON = Path(
+    os.environ.get("SAM2R_REF_PYTHON", Path.home() / ".cache/sam2r-reference/venv/bin/python")
+)
 REF_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference"
 TESTS = Path(__file__).resolve().parent
 
@@ -134,7 +135,9 @@ def finetuned_state_dict(
 
 
 @pytest.fixture(scope="module")
-def official(inputs: dict[str, np.ndarray], finetuned_state_dict: Path, tmp_path_factory: Any) -> Any:
+def official(
+    inputs: dict[str, np.ndarray], finetuned_state_dict: Path, tmp_path_factory: Any
+) -> Any:
     if not REF_PYTHON.is_file() or not (REF_DIR / "reference.py").is_file():
         pytest.skip("the official reference venv (../shared/reference/setup.sh) is not installed")
     tmp = tmp_path_factory.mktemp("oracle")
@@ -184,10 +187,15 @@ def test_surfaces_cover_what_scripts_read(official: dict) -> None:
     assert len(official["state_dict_keys"]) > 300
 
 
-def test_finetuned_state_dict_loads_in_the_official_code(official: dict, finetuned_state_dict: Path) -> None:
+def test_finetuned_state_dict_loads_in_the_official_code(
+    official: dict, finetuned_state_dict: Path
+) -> None:
     assert bool(official["loaded.ok"])
     sd = torch.load(finetuned_state_dict)
-    assert abs(float(official["loaded.sum"]) - sum(float(v.double().sum()) for v in sd.values())) < 1e-6
+    assert (
+        abs(float(official["loaded.sum"]) - sum(float(v.double().sum()) for v in sd.values()))
+        < 1e-6
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -209,7 +217,9 @@ def test_finetuned_state_dict_loads_in_sam2r(micro_ckpt: str, finetuned_state_di
     before = torch.load(micro_ckpt)["model"]
     changed = [k for k in sd if not torch.equal(sd[k], before[k])]
     # the step trained the prompt encoder and mask decoder, nothing else
-    assert changed and all(k.startswith(("sam_mask_decoder.", "sam_prompt_encoder.")) for k in changed)
+    assert changed and all(
+        k.startswith(("sam_mask_decoder.", "sam_prompt_encoder.")) for k in changed
+    )
 
 
 def test_finetuning_step_equals_the_same_step_through_sam2rs_api(
@@ -302,8 +312,13 @@ def test_to_and_train_reach_the_sam2r_model(micro_ckpt: str) -> None:
     core = model.sam2r
     model.to(torch.float64)
     assert core.no_mem_embed.dtype == torch.float64
-    assert core.sam_prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.dtype == torch.float64
-    assert model.state_dict()["sam_prompt_encoder.pe_layer.positional_encoding_gaussian_matrix"].dtype == torch.float64
+    assert (
+        core.sam_prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.dtype == torch.float64
+    )
+    assert (
+        model.state_dict()["sam_prompt_encoder.pe_layer.positional_encoding_gaussian_matrix"].dtype
+        == torch.float64
+    )
     model.train()
     assert core.training and core.memory_attention.layers[0].training
     model.eval()

@@ -16,7 +16,7 @@ from sam2r import build_model, config_from_yaml
 from sam2r.testing import synthetic_checkpoint
 
 MICRO = str(FIXTURES / "configs" / "micro.json")
-SCRIPT = '''
+SCRIPT = """
 import sys
 import numpy as np
 from PIL import Image
@@ -27,13 +27,13 @@ from sam2.utils.amg import rle_to_mask
 
 predictor = SAM2ImagePredictor(build_sam2(sys.argv[1], sys.argv[2], device="cpu"))
 predictor.set_image(np.array(Image.open(sys.argv[3]).convert("RGB")))
-masks, scores, _ = predictor.predict(point_coords=np.array([[148, 156]]), point_labels=np.array([1]))
+masks, scores, _ = predictor.predict(np.array([[148, 156]]), np.array([1]))
 print("SCORES", *scores.tolist(), isinstance(predictor.model, SAM2Base))
 try:
     import sam2.modeling.backbones.hieradet
 except ModuleNotFoundError as e:
     print("MISSING", e)
-'''
+"""
 
 
 def test_an_unmodified_official_script_runs(tmp_path: Path) -> None:

@@ -23,8 +23,8 @@ import torch
 import yaml
 
 from sam2r.build import build_model, load_checkpoint
-from sam2r.config import resolve_name
 from sam2r.compat.modeling.sam2_base import SAM2Base
+from sam2r.config import resolve_name
 from sam2r.configs.yaml import config_from_name_or_path
 from sam2r.model.sam2 import SAM2Model
 

@@ -53,7 +53,11 @@ class SAM2ImagePredictor:
         )
         # the official predictor accepts prompts outside the image; so does this one
         self._predictor = ImagePredictor(
-            as_sam2r(sam_model), mask_threshold, max_hole_area, max_sprinkle_area, check_bounds=False
+            as_sam2r(sam_model),
+            mask_threshold,
+            max_hole_area,
+            max_sprinkle_area,
+            check_bounds=False,
         )
         self._plain_features: dict[str, Any] | None = None
         s = self.model.image_size

@@ -66,6 +66,7 @@ __all__ = [
 # official video-predictor attributes read from the config, settable
 VIDEO_KNOBS = ("clear_non_cond_mem_around_input", "add_all_frames_to_correct_as_cond")
 
+
 def _session(inference_state: InferenceState | VideoSession) -> VideoSession:
     if isinstance(inference_state, InferenceState):
         return inference_state.session
@@ -163,11 +164,15 @@ class SAM2VideoPredictor(SAM2Base):
             super().__setattr__(name, value)
 
     # --- private helpers public code calls -----------------------------------------------------
-    def _obj_id_to_idx(self, inference_state: InferenceState | VideoSession, obj_id: Hashable) -> int:
+    def _obj_id_to_idx(
+        self, inference_state: InferenceState | VideoSession, obj_id: Hashable
+    ) -> int:
         """The index of `obj_id`; a new id adds an object without prompts (as the official)."""
         return obj_index(_session(inference_state), obj_id)
 
-    def _obj_idx_to_id(self, inference_state: InferenceState | VideoSession, obj_idx: int) -> Hashable:
+    def _obj_idx_to_id(
+        self, inference_state: InferenceState | VideoSession, obj_idx: int
+    ) -> Hashable:
         return _session(inference_state).obj_ids[obj_idx]
 
     def _get_obj_num(self, inference_state: InferenceState | VideoSession) -> int:

@@ -39,7 +39,13 @@ OFFICIAL_KEYS = (
     "cached_features", "constants", "obj_id_to_idx", "obj_idx_to_id", "obj_ids",
     "output_dict_per_obj", "temp_output_dict_per_obj", "frames_tracked_per_obj",
 )  # fmt: skip
-OUTPUT_KEYS = ("maskmem_features", "maskmem_pos_enc", "pred_masks", "obj_ptr", "object_score_logits")
+OUTPUT_KEYS = (
+    "maskmem_features",
+    "maskmem_pos_enc",
+    "pred_masks",
+    "obj_ptr",
+    "object_score_logits",
+)
 
 
 class StateWriteError(TypeError):
@@ -132,8 +138,8 @@ class FrameOutput(MutableMapping[str, Any]):
         elif key in ("obj_ptr", "object_score_logits"):
             setattr(self.state, key, value)
         elif key == "maskmem_pos_enc":
-            raise _refuse(key, "the memory position encoding is one tensor shared by every "
-                          "memory of the session (state['constants']['maskmem_pos_enc'])")  # fmt: skip
+            why = "the memory position encoding is one tensor shared by every memory of the "
+            raise _refuse(key, why + "session (state['constants']['maskmem_pos_enc'])")
         else:
             raise _refuse(key, f"a stored output holds only {list(OUTPUT_KEYS)}")
 
@@ -160,7 +166,8 @@ def _frame_state(value: Any, session: VideoSession) -> FrameState:
     if not isinstance(value, Mapping) or not {"pred_masks", "obj_ptr"} <= set(value):
         raise TypeError(
             "a stored output must be a dict with 'pred_masks', 'obj_ptr', 'object_score_logits' "
-            f"and 'maskmem_features' (as the official predictor stores it), got {type(value).__name__}"
+            "and 'maskmem_features' (as the official predictor stores it), got "
+            f"{type(value).__name__}"
         )
     score = value.get("object_score_logits")
     if score is None:
@@ -174,7 +181,9 @@ class FrameDict(MutableMapping[int, Any]):
     """A `{frame_idx: value}` dict of a track, with values converted to and from the official
     form (`read`, `write`)."""
 
-    def __init__(self, data: dict[int, Any], read: Callable[[Any], Any], write: Callable[[Any], Any]) -> None:
+    def __init__(
+        self, data: dict[int, Any], read: Callable[[Any], Any], write: Callable[[Any], Any]
+    ) -> None:
         self._data, self._read, self._write = data, read, write
 
     def __getitem__(self, frame_idx: int) -> Any:
@@ -242,9 +251,7 @@ def _masks_view(track: ObjectTrack) -> FrameDict:
 
 
 def _tracked_view(track: ObjectTrack) -> FrameDict:
-    return FrameDict(
-        track.tracked, lambda rev: {"reverse": rev}, lambda v: bool(v["reverse"])
-    )
+    return FrameDict(track.tracked, lambda rev: {"reverse": rev}, lambda v: bool(v["reverse"]))
 
 
 def _outputs_view(

@@ -3,7 +3,7 @@
 `SAM2Base` (`sam2r.compat.modeling.sam2_base`) registers these adapters under the official
 names, so that code written for the official modules runs unchanged:
 
-    out = model.image_encoder(x)                  # {"vision_features", "vision_pos_enc", "backbone_fpn"}
+    out = model.image_encoder(x)          # {"vision_features", "vision_pos_enc", "backbone_fpn"}
     sparse, dense = model.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
     masks, iou, tokens, obj_scores = model.sam_mask_decoder(image_embeddings=..., ...)
     pix = model.memory_attention(curr=[x], curr_pos=[p], memory=m, memory_pos=mp)   # (HW, B, C)

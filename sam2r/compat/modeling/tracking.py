@@ -149,7 +149,7 @@ class TrackingMixin:
         if len(current_vision_feats) > 1:
             high_res = [
                 x.permute(1, 2, 0).reshape(x.shape[1], x.shape[2], *s)
-                for x, s in zip(current_vision_feats[:-1], feat_sizes[:-1])
+                for x, s in zip(current_vision_feats[:-1], feat_sizes[:-1], strict=True)
             ]
         if mask_inputs is not None:  # use_mask_input_as_output_without_sam
             b = current_vision_feats[-1].shape[1]
@@ -168,7 +168,9 @@ class TrackingMixin:
         )
         if prev_sam_mask_logits is not None:
             if point_inputs is None:
-                raise ValueError("prev_sam_mask_logits refines a mask with clicks: give point_inputs")
+                raise ValueError(
+                    "prev_sam_mask_logits refines a mask with clicks: give point_inputs"
+                )
             mask_inputs = prev_sam_mask_logits
         multimask = self._use_multimask(is_init_cond_frame, point_inputs)  # type: ignore[attr-defined]
         outs = self._forward_sam_heads(  # type: ignore[attr-defined]

@@ -64,7 +64,10 @@ def coco_encode_rle(uncompressed_rle: dict[str, Any]) -> dict[str, Any]:
     """Uncompressed RLE -> COCO RLE with str counts (JSON-ready)."""
     out = rle_ops.compress(uncompressed_rle)
     counts = out["counts"]
-    return {"size": out["size"], "counts": counts.decode("utf-8") if isinstance(counts, bytes) else counts}
+    return {
+        "size": out["size"],
+        "counts": counts.decode("utf-8") if isinstance(counts, bytes) else counts,
+    }
 
 
 def calculate_stability_score(
