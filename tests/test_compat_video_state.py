@@ -123,6 +123,8 @@ def test_state_writes_and_refusals(predictor: SAM2VideoPredictor) -> None:
                            ("device", torch.device("cpu"))]:  # fmt: skip
             with pytest.raises(StateWriteError, match=repr(key)):
                 state[key] = value
+        with pytest.raises(StateWriteError, match="'images'"):
+            state["images"][0] = torch.zeros(3, 256, 256)
         with pytest.raises(StateWriteError, match="output_dict_per_obj"):
             state["output_dict_per_obj"][0] = {}
         with pytest.raises(StateWriteError, match="maskmem_pos_enc"):

@@ -84,6 +84,10 @@ class LazyImages(Sequence[Tensor]):
         s = self._session
         return s.frames.model_input(i, s.image_size).to(self._device)
 
+    def __setitem__(self, index: Any, value: Any) -> None:
+        raise _refuse("images", "frames are decoded from the session's frame source on demand, "
+                      "not stored; open the edited video with init_state instead")  # fmt: skip
+
     def __repr__(self) -> str:
         return f"LazyImages({len(self)} frames, decoded on demand)"
 
