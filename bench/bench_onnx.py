@@ -1,0 +1,159 @@
+"""Speed of the ONNX Runtime path against sam2r's torch path and the official code, same run.
+
+    python bench/bench_onnx.py [--config sam2.1_hiera_t] [--frames 10] [--objects 1 3]
+        [--threads 2] [--reference PYTHON] [--skip-reference]
+
+The model is the fixture config with the synthetic weights (the same numbers on every side),
+exported once with `sam2r.onnx.export`. Each side runs in its own process with the same number
+of threads (torch.set_num_threads / onnxruntime intra-op threads on the CPU provider):
+
+* image: seconds per image = set_image + one click predicted (median of 3 images);
+* video: seconds per tracked frame, over the fixture clip played forward and back, with
+  1 and 3 objects clicked on frame 0 (mean over the tracked frames after the first, as
+  `bench_video.py`'s "clip" figure), hole filling off on every side.
+
+Writes `bench/results/onnx.json` with the figures and the ratios onnx / sam2r-torch and
+onnx / official, and the CPU they ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from _common import DEFAULT_REF, FIXTURES, ROOT, cpu_info, run_worker
+from bench_video import PROMPTS, write_clip
+
+WORKER = r"""
+import json, sys, time
+side, cfg_json, onnx_dir, video, image, n_obj, threads, n_frames = sys.argv[1:9]
+prompts = json.loads(sys.argv[9])[: int(n_obj)]
+threads = int(threads)
+import numpy as np
+from PIL import Image
+img = np.asarray(Image.open(image).convert("RGB"))
+if side == "onnx":
+    from sam2r.onnx import OnnxImagePredictor, OnnxVideoTracker
+    from sam2r.onnx.runtime import OnnxModel
+    model = OnnxModel(onnx_dir, num_threads=threads)
+    ip = OnnxImagePredictor(model)
+    predict = lambda: ip.predict(point_coords=[[148, 156]], point_labels=[1])
+    vp = OnnxVideoTracker(model, fill_hole_area=0)
+    state = vp.init_session(video)
+    add = lambda o, p, l: vp.add_points(state, 0, o, points=p, labels=l)
+    prop = lambda: vp.propagate(state, max_frame_num_to_track=int(n_frames))
+    ctx = None
+else:
+    import torch
+    torch.set_num_threads(threads)
+    ctx = torch.inference_mode()
+    if side == "sam2r":
+        from sam2r import config_from_yaml, ImagePredictor
+        from sam2r.predictor.video import VideoPredictor
+        from sam2r.model.sam2 import SAM2Model
+        from sam2r.testing import synth_state_dict
+        model = SAM2Model(config_from_yaml(cfg_json)).eval()
+        shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        model.load_state_dict(synth_state_dict(shapes))
+        ip = ImagePredictor(model)
+        predict = lambda: ip.predict(point_coords=[[148, 156]], point_labels=[1])
+        vp = VideoPredictor(model, fill_hole_area=0)
+        state = vp.init_session(video)
+        add = lambda o, p, l: vp.add_points(state, 0, o, points=p, labels=l)
+        prop = lambda: vp.propagate(state, max_frame_num_to_track=int(n_frames))
+    else:
+        from reference import build
+        from sam2.sam2_image_predictor import SAM2ImagePredictor
+        ip = SAM2ImagePredictor(build(cfg_json, kind="image"))
+        s = ip.model.image_size  # its feature sizes are written for 1024 px
+        ip._bb_feat_sizes = [(s // 4, s // 4), (s // 8, s // 8), (s // 16, s // 16)]
+        click, label = np.array([[148, 156]]), np.array([1])
+        predict = lambda: ip.predict(point_coords=click, point_labels=label)
+        vp = build(cfg_json, kind="video", extra_overrides=["++model.fill_hole_area=0"])
+        state = vp.init_state(video)
+        add = lambda o, p, l: vp.add_new_points_or_box(state, 0, o, points=p, labels=l)
+        prop = lambda: vp.propagate_in_video(state, max_frame_num_to_track=int(n_frames))
+    ctx.__enter__()
+image_s = []
+for _ in range(4):
+    t0 = time.perf_counter()
+    ip.set_image(img)
+    predict()
+    image_s.append(time.perf_counter() - t0)
+for o, p, l in prompts:
+    add(o, p, l)
+times, last = [], time.perf_counter()
+for _ in prop():
+    now = time.perf_counter(); times.append(now - last); last = now
+print(json.dumps({"image_s": image_s[1:], "frame_s": times[1:]}))
+"""
+
+
+def export_model(cfg: str, out: Path) -> None:
+    """The fixture config with the synthetic weights, exported to `out`."""
+    from sam2r import config_from_yaml
+    from sam2r.model.sam2 import SAM2Model
+    from sam2r.onnx import export
+    from sam2r.testing import synth_state_dict
+
+    model = SAM2Model(config_from_yaml(cfg)).eval()
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    model.load_state_dict(synth_state_dict(shapes))
+    export(model, out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", default="sam2.1_hiera_t", help="fixture config name")
+    ap.add_argument("--frames", type=int, default=10, help="frames tracked after frame 0")
+    ap.add_argument("--objects", type=int, nargs="+", default=[1, 3])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of every side (medians)")
+    ap.add_argument("--reference", default=str(DEFAULT_REF))
+    ap.add_argument("--skip-reference", action="store_true")
+    args = ap.parse_args()
+    cfg = str(FIXTURES / "configs" / f"{args.config}.json")
+    sides = {"onnx": sys.executable, "sam2r": sys.executable}
+    if not args.skip_reference:
+        sides["reference"] = args.reference
+    image = str(FIXTURES / "inputs" / "image_main.png")
+    result: dict = {"config": args.config, "threads": args.threads, "cpu": cpu_info()}
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_dir, clip = Path(tmp) / "onnx", Path(tmp) / "clip"
+        export_model(cfg, onnx_dir)
+        write_clip(clip, args.frames + 1)
+        for n_obj in args.objects:
+            runs: dict[str, dict[str, list[float]]] = {
+                side: {"image_s": [], "frame_s": []} for side in sides
+            }
+            for r in range(args.rounds):  # sides alternate, so that load changes hit all
+                for side, python in sides.items():
+                    wargs = [cfg, str(onnx_dir), str(clip), image, str(n_obj), str(args.threads)]
+                    wargs += [str(args.frames), json.dumps(PROMPTS)]
+                    out = run_worker(side, python, WORKER, wargs)
+                    runs[side]["image_s"].append(statistics.median(out["image_s"]))
+                    runs[side]["frame_s"].append(statistics.mean(out["frame_s"]))
+                    print(f"round {r}, {n_obj} obj, {side}: {out}", file=sys.stderr)
+            figs = {
+                side: {k: statistics.median(v) for k, v in fig.items()}
+                for side, fig in runs.items()
+            }
+            entry: dict = {"sides": figs, "rounds": runs}
+            for what in ("image_s", "frame_s"):
+                entry[f"{what}_onnx_over_sam2r"] = figs["onnx"][what] / figs["sam2r"][what]
+                if "reference" in figs:
+                    ref = figs["reference"][what]
+                    entry[f"{what}_onnx_over_official"] = figs["onnx"][what] / ref
+                    entry[f"{what}_sam2r_over_official"] = figs["sam2r"][what] / ref
+            result[f"{n_obj}_objects"] = entry
+    path = ROOT / "bench" / "results" / "onnx.json"
+    path.write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
