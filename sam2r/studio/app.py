@@ -23,7 +23,7 @@ loopback, so a web page elsewhere cannot reach it through DNS rebinding.
     POST /api/s/{sid}/box               {"frame", "obj", "box": [x0, y0, x1, y1]}
     POST /api/s/{sid}/undo              the last click or box
     POST /api/s/{sid}/candidate         {"obj", "index"} (images: one of the 3 masks)
-    POST /api/s/{sid}/everything        {"points_per_side"?} (images)
+    POST /api/s/{sid}/everything        {"points_per_side"?, "pred_iou_thresh"?, ...} (images)
     GET  /api/s/{sid}/track?start=&direction=forward|backward|both   (event stream)
     POST /api/s/{sid}/cancel            stop tracking
     POST /api/s/{sid}/export            {"formats": ["png", "coco", "mp4"]}
@@ -265,7 +265,12 @@ def create_app(
         doc = studio.doc(sid)
         if doc.kind != "image":
             raise StudioError("'everything' runs on images")
-        return await run_in_threadpool(doc.everything, data.get("points_per_side", 16))
+        return await run_in_threadpool(
+            doc.everything,
+            data.get("points_per_side", 16),
+            data.get("pred_iou_thresh", 0.7),
+            data.get("stability_score_thresh", 0.9),
+        )
 
     @app.get("/api/s/{sid}/track")
     async def track(sid: str, start: int | None = None, direction: str = "forward") -> Any:

@@ -143,7 +143,7 @@ def save_upload(
     Raises StudioError 413 beyond `max_bytes` and 415 for content that is not an image or a
     video; nothing is kept in either case.
     """
-    name = safe_name(Path(name).name if isinstance(name, str) else name, "file name")
+    name = safe_name(name, "file name")
     token = secrets.token_hex(8)
     folder = uploads / token
     folder.mkdir(parents=True)

@@ -121,8 +121,9 @@ class ImageDoc:
         with self.lock:
             obj = self.objects.get(obj_id)
             p = self.prompts[obj.id]
+            box = check_box(box, self.hw)
             self.history.append((obj.id, "box", p.box))
-            p.box = check_box(box, self.hw)
+            p.box = box
             self._predict(obj.id)
             return self.masks(0)
 
@@ -173,13 +174,27 @@ class ImageDoc:
         p.scores = [float(s) for s in out.scores]
         p.chosen = int(np.argmax(out.scores))
 
-    def everything(self, points_per_side: Any = 16) -> dict[str, Any]:
-        """Add the automatic mask generator's masks as objects."""
+    def everything(
+        self,
+        points_per_side: Any = 16,
+        pred_iou_thresh: Any = 0.7,
+        stability_score_thresh: Any = 0.9,
+    ) -> dict[str, Any]:
+        """Add the automatic mask generator's masks as objects, largest first.
+
+        The filters default looser than the generator's (0.8 / 0.95): a person reviews every
+        mask here, and removing one is a click.
+        """
         if isinstance(points_per_side, bool) or not isinstance(points_per_side, int):
             raise StudioError(f"points_per_side must be an integer, got {points_per_side!r}")
         if not 2 <= points_per_side <= 64:
             raise StudioError(f"points_per_side must be in 2..64, got {points_per_side}")
-        generator = MaskGenerator(self.model, points_per_side=points_per_side)
+        generator = MaskGenerator(
+            self.model,
+            points_per_side=points_per_side,
+            pred_iou_thresh=pred_iou_thresh,
+            stability_score_thresh=stability_score_thresh,
+        )
         with self.compute:
             records = generator.generate_records(self.image)
         with self.lock:

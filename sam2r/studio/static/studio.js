@@ -288,13 +288,13 @@ canvas.addEventListener("mouseup", (e) => {
   if (far) {
     const box = [clamp(Math.min(start.p[0], x), S.w), clamp(Math.min(start.p[1], y), S.h),
       clamp(Math.max(start.p[0], x), S.w), clamp(Math.max(start.p[1], y), S.h)];
-    guarded(() => prompt("/box", { box }));
+    guarded(() => sendPrompt("/box", { box }));
   } else {
     const label = e.shiftKey || e.button === 2 ? 0 : 1;
-    guarded(() => prompt("/click", { x: clamp(start.p[0], S.w), y: clamp(start.p[1], S.h), label }));
+    guarded(() => sendPrompt("/click", { x: clamp(start.p[0], S.w), y: clamp(start.p[1], S.h), label }));
   }
 });
-async function prompt(path, body) {
+async function sendPrompt(path, body) {
   if (S.tracking) await cancelTrack();
   if (S.active === null) await newObject();
   const t0 = performance.now();
