@@ -333,3 +333,20 @@ def test_video_bad_options(model: sam2r.SAM2Model) -> None:
         list(
             TextTracker(pred, StubDetector(_video_plan())).track(pred.init_session(frames(2)), "b")
         )
+
+
+def test_detection_frames_without_new_objects_change_nothing(model: sam2r.SAM2Model) -> None:
+    # detecting every frame, finding only what is tracked: the same masks as one propagation
+    pred = VideoPredictor(model)
+    plan = {t: [(gt_box(t, 1), 0.9, "ball")] for t in range(NUM_FRAMES)}
+    plan[0].append((gt_box(0, 2), 0.7, "star"))
+    stub = StubDetector(plan)
+    auto = list(TextTracker(pred, stub).track(pred.init_session(frames()), "ball", every=1))
+    assert stub.calls == list(range(NUM_FRAMES - 1))
+    manual = pred.init_session(frames())
+    pred.add_points(manual, 0, 1, box=gt_box(0, 1))
+    pred.add_points(manual, 0, 2, box=gt_box(0, 2))
+    expected = list(pred.propagate(manual))
+    assert [r.frame_idx for r in auto] == list(range(NUM_FRAMES))
+    for a, e in zip(auto, expected, strict=True):
+        assert a.obj_ids == e.obj_ids == [1, 2] and torch.equal(a.masks, e.masks)

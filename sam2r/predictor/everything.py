@@ -123,20 +123,22 @@ def track_with_admission(
         if stop >= n:
             return
         seg_start = stop
-    skip_first = False
+    first = seg_start  # the first frame the next propagation tracks
     while True:
         seg_end = min(seg_start + every, n - 1) if every > 0 else n - 1
         pending: FrameResult | None = None
-        for result in predictor.propagate(session, seg_start, seg_end - seg_start):
-            if skip_first and result.frame_idx == seg_start:
-                continue  # already yielded at the end of the previous segment
+        for result in predictor.propagate(session, first, seg_end - first):
             if result.frame_idx == seg_end and seg_end < n - 1:
                 pending = result  # yielded once we know whether objects appear here
             else:
                 yield result
         if pending is None:
             return
-        skip_first = admit(seg_end, pending.binary_masks().any(axis=0)) == 0
-        if skip_first:
-            yield pending  # unchanged: the next segment starts by re-tracking it identically
+        if admit(seg_end, pending.binary_masks().any(axis=0)) == 0:
+            # unchanged: tracking goes on from the next frame (its memory already holds this
+            # one, so the results are those of one propagation through both segments)
+            yield pending
+            first = seg_end + 1
+        else:
+            first = seg_end  # re-tracked with the new objects' prompts on it
         seg_start = seg_end
