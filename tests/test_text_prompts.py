@@ -342,7 +342,7 @@ def test_detection_frames_without_new_objects_change_nothing(model: sam2r.SAM2Mo
     plan[0].append((gt_box(0, 2), 0.7, "star"))
     stub = StubDetector(plan)
     auto = list(TextTracker(pred, stub).track(pred.init_session(frames()), "ball", every=1))
-    assert stub.calls == list(range(NUM_FRAMES - 1))
+    assert stub.calls == list(range(NUM_FRAMES))  # the last frame too
     manual = pred.init_session(frames())
     pred.add_points(manual, 0, 1, box=gt_box(0, 1))
     pred.add_points(manual, 0, 2, box=gt_box(0, 2))
@@ -350,3 +350,14 @@ def test_detection_frames_without_new_objects_change_nothing(model: sam2r.SAM2Mo
     assert [r.frame_idx for r in auto] == list(range(NUM_FRAMES))
     for a, e in zip(auto, expected, strict=True):
         assert a.obj_ids == e.obj_ids == [1, 2] and torch.equal(a.masks, e.masks)
+
+
+def test_objects_on_the_last_frame_join(model: sam2r.SAM2Model) -> None:
+    pred = VideoPredictor(model)
+    stub = StubDetector({0: [(gt_box(0, 1), 0.9, "ball")], 6: [(gt_box(6, 2), 0.9, "star")]})
+    tracker = TextTracker(pred, stub)
+    results = list(tracker.track(pred.init_session(frames(7)), "ball. star", every=3))
+    assert stub.calls == [0, 3, 6] and tracker.labels == {1: "ball", 2: "star"}
+    assert [r.obj_ids for r in results] == [[1]] * 6 + [[1, 2]]
+    assert [r.frame_idx for r in results] == list(range(7))
+    assert iou(results[6].mask(2), gt_mask(6, 2)) > 0.5

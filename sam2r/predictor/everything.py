@@ -126,9 +126,10 @@ def track_with_admission(
     first = seg_start  # the first frame the next propagation tracks
     while True:
         seg_end = min(seg_start + every, n - 1) if every > 0 else n - 1
+        admits = every > 0 and seg_end == seg_start + every  # an admission frame ends it
         pending: FrameResult | None = None
         for result in predictor.propagate(session, first, seg_end - first):
-            if result.frame_idx == seg_end and seg_end < n - 1:
+            if result.frame_idx == seg_end and admits:
                 pending = result  # yielded once we know whether objects appear here
             else:
                 yield result
@@ -138,6 +139,8 @@ def track_with_admission(
             # unchanged: tracking goes on from the next frame (its memory already holds this
             # one, so the results are those of one propagation through both segments)
             yield pending
+            if seg_end == n - 1:
+                return
             first = seg_end + 1
         else:
             first = seg_end  # re-tracked with the new objects' prompts on it
