@@ -141,10 +141,22 @@ class MemoryAttentionGraph(nn.Module):
             if i == 0 and rope_first:
                 kh = _rope(kh, self.rope_cos, self.rope_sin)
             ks.append(kh)
-            vs.append(_split(linear(v, attn.v_proj), h, width))
+            if attn.kv_in_dim >= width:
+                vs.append(_split(linear(v, attn.v_proj), h, width))
         kh = ks[0] if len(ks) == 1 else torch.cat(ks, dim=2)
-        vh = vs[0] if len(vs) == 1 else torch.cat(vs, dim=2)
-        out = F.scaled_dot_product_attention(qh, kh, vh)
+        if attn.kv_in_dim < width:
+            # values narrower than a head (the memory's 64 channels): attend over the raw
+            # values, then project; softmax rows sum to 1, so softmax(QK^T)(V Wv^T + bv) =
+            # (softmax(QK^T) V) Wv^T + bv, with a quarter of the multiply-adds (as the torch
+            # model does on the CPU, sam2r.model.memory_attention)
+            v = v_parts[0] if len(v_parts) == 1 else torch.cat(v_parts, dim=1)  # (B, M, kv)
+            weights = torch.softmax((qh * width**-0.5) @ kh.transpose(-1, -2), dim=-1)
+            mixed = weights @ v.unsqueeze(1)  # (B, heads, L, kv)
+            wv = attn.v_proj.weight.view(h, width, -1).transpose(1, 2)  # (heads, kv, width)
+            out = mixed @ wv + attn.v_proj.bias.view(h, 1, width)
+        else:
+            vh = vs[0] if len(vs) == 1 else torch.cat(vs, dim=2)
+            out = F.scaled_dot_product_attention(qh, kh, vh)
         b, _, n, c = out.shape
         return attn.out_proj(out.transpose(1, 2).reshape(b, n, h * c))
 

@@ -61,6 +61,9 @@ class OnnxModel:
         if num_threads is not None:
             opts.intra_op_num_threads = int(num_threads)
             opts.inter_op_num_threads = 1
+        # idle threads wait instead of spinning: with as many threads as cores the spinning
+        # gains nothing, and on a shared CPU it takes cores from the threads doing the work
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._sessions = {}
         for name in GRAPHS:
