@@ -17,7 +17,7 @@ _LAZY = {
     "export": "sam2r.onnx.exporter",
     "OnnxImagePredictor": "sam2r.onnx.image",
     "OnnxVideoTracker": "sam2r.onnx.tracker",
-    "OnnxFrameResult": "sam2r.onnx.tracker",
+    "OnnxFrameResult": "sam2r.onnx.session",
     "OnnxModel": "sam2r.onnx.runtime",
 }
 

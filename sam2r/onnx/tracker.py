@@ -19,9 +19,7 @@ float rounding). What stays as in the torch predictor: a streaming session (`ini
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 from collections.abc import Hashable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,50 +42,17 @@ from sam2r.onnx.numpy_ops import (
     preprocess_frame,
     resize_bilinear_aa,
     to_bfloat16,
-    upsample_bilinear,
 )
 from sam2r.onnx.runtime import OnnxModel
-
-NO_OBJ_SCORE = -1024.0  # mask logit of every pixel where the object is absent
-
-
-@dataclass
-class OnnxFrameResult:
-    """Masks of every object on one frame (numpy)."""
-
-    frame_idx: int
-    obj_ids: list[Hashable]  # row i of `masks` belongs to obj_ids[i]
-    masks: np.ndarray  # (num_obj, 1, H, W) float32 logits at video resolution (> 0: object)
-    object_score_logits: np.ndarray  # (num_obj,) > 0 where present; -1024 where no output
-
-    def binary_masks(self, threshold: float = 0.0) -> np.ndarray:
-        """(num_obj, H, W) bool masks."""
-        return self.masks[:, 0] > threshold
-
-
-@dataclass(eq=False)
-class OnnxSession:
-    """One video (or stream) being segmented: frames, objects, cached image features."""
-
-    frames: Frames | LiveFrames
-    objects: dict[Hashable, Track] = field(default_factory=dict)
-    live: bool = False
-    maskmem_pos: np.ndarray | None = None  # (1, mem_dim, h, w), the same for every memory
-    cache_size: int = 4
-    features: OrderedDict[int, dict[str, np.ndarray]] = field(default_factory=OrderedDict)
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.frames)
-
-    @property
-    def memory_horizon(self) -> int:
-        """The video length the bank assumes: unbounded for a stream."""
-        return 1 << 30 if self.live else self.num_frames
-
-    @property
-    def obj_ids(self) -> list[Hashable]:
-        return list(self.objects)
+from sam2r.onnx.session import (
+    NO_OBJ_SCORE,
+    OnnxFrameResult,
+    OnnxSession,
+    check_frame,
+    frame_result,
+    mask_prompt,
+    point_prompt,
+)
 
 
 class OnnxVideoTracker:
@@ -146,13 +111,13 @@ class OnnxVideoTracker:
         assert isinstance(session.frames, LiveFrames)
         idx = session.frames.append(frame)
         if not session.objects:
-            return self._result(session, idx, [])
+            return frame_result(session, idx, [], self.non_overlap)
         self._commit(session)
         states = self._track_frame(session, idx, list(session.objects.values()), False)
         prune(list(session.objects.values()), idx, self.cfg)
         for t in [t for t in session.features if t < idx - 1]:
             del session.features[t]
-        return self._result(session, idx, states)
+        return frame_result(session, idx, states, self.non_overlap)
 
     # ------------------------------------------------------------------------------------------
     # prompts
@@ -170,9 +135,9 @@ class OnnxVideoTracker:
     ) -> OnnxFrameResult:
         """Clicks and / or a box for one object on one frame (as `VideoPredictor.add_points`);
         returns every object's masks on that frame."""
-        frame_idx = self._check_frame(session, frame_idx)
-        coords, labs = self._point_prompt(
-            session, points, labels, box, clear_old_points, normalize_coords
+        frame_idx = check_frame(session, frame_idx)
+        coords, labs = point_prompt(
+            session, self.model.image_size, points, labels, box, clear_old_points, normalize_coords
         )
         track = session.objects.setdefault(obj_id, Track(obj_id))
         old = track.points.get(frame_idx)
@@ -189,19 +154,8 @@ class OnnxVideoTracker:
         self, session: OnnxSession, frame_idx: int, obj_id: Hashable, mask: Any
     ) -> OnnxFrameResult:
         """A mask (H, W) for one object on one frame, taken as the output itself."""
-        frame_idx = self._check_frame(session, frame_idx)
-        m = np.asarray(mask).astype(bool)
-        while m.ndim > 2 and m.shape[0] == 1:
-            m = m[0]
-        s = self.model.image_size
-        if m.ndim != 2 or m.shape not in (session.frames.hw, (s, s)):
-            raise ValueError(
-                f"mask must have the video's size {session.frames.hw} (or ({s}, {s})), "
-                f"got shape {m.shape}"
-            )
-        m = m.astype(np.float32)[None, None]
-        if m.shape[-2:] != (s, s):
-            m = (resize_bilinear_aa(m, (s, s)) >= 0.5).astype(np.float32)
+        frame_idx = check_frame(session, frame_idx)
+        m = mask_prompt(session, self.model.image_size, mask)
         track = session.objects.setdefault(obj_id, Track(obj_id))
         track.masks[frame_idx] = m[0, 0]
         track.points.pop(frame_idx, None)
@@ -213,7 +167,7 @@ class OnnxVideoTracker:
         state = self._run(session, track, frame_idx, is_init, reverse, **prompt)
         track.temp(is_cond)[frame_idx] = state
         states = [t.latest(frame_idx, is_cond) for t in session.objects.values()]
-        return self._result(session, frame_idx, states)
+        return frame_result(session, frame_idx, states, self.non_overlap)
 
     # ------------------------------------------------------------------------------------------
     # propagation
@@ -230,7 +184,7 @@ class OnnxVideoTracker:
         self._commit(session)
         if start_frame_idx is None:
             start_frame_idx = min(t for tr in session.objects.values() for t in tr.cond)
-        start = self._check_frame(session, start_frame_idx)
+        start = check_frame(session, start_frame_idx)
         n = session.num_frames
         span = n if max_frame_num_to_track is None else int(max_frame_num_to_track)
         if reverse:
@@ -245,7 +199,7 @@ class OnnxVideoTracker:
         tracks = list(session.objects.values())
         for frame_idx in order:
             states = self._track_frame(session, frame_idx, tracks, reverse)
-            yield self._result(session, frame_idx, states)
+            yield frame_result(session, frame_idx, states, self.non_overlap)
 
     def _commit(self, session: OnnxSession) -> None:
         """Pending prompt outputs into the bank, with their memories encoded."""
@@ -422,72 +376,3 @@ class OnnxVideoTracker:
         if session.maskmem_pos is None:
             session.maskmem_pos = pos
         return to_bfloat16(mem)
-
-    # ------------------------------------------------------------------------------------------
-    # checks and results
-    # ------------------------------------------------------------------------------------------
-    def _check_frame(self, session: OnnxSession, frame_idx: Any) -> int:
-        if isinstance(frame_idx, bool) or not isinstance(frame_idx, (int, np.integer)):
-            raise TypeError(f"frame_idx must be an int, got {type(frame_idx).__name__}")
-        if not 0 <= frame_idx < session.num_frames:
-            raise ValueError(
-                f"frame_idx {frame_idx} is out of range: the video has {session.num_frames} frames"
-            )
-        if session.live:
-            session.frames.frame(int(frame_idx))  # raises for frames no longer held
-        return int(frame_idx)
-
-    def _point_prompt(
-        self,
-        session: OnnxSession,
-        points: Any,
-        labels: Any,
-        box: Any,
-        clear_old_points: bool,
-        normalize: bool,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(P, 2) float32 model-input coordinates and (P,) int64 labels, box corners first."""
-        if (points is None) != (labels is None):
-            raise ValueError("points and labels must be given together (one label per point)")
-        if points is None and box is None:
-            raise ValueError("give points and labels, a box, or both")
-        coords = np.zeros((0, 2), np.float32)
-        labs = np.zeros((0,), np.int64)
-        if points is not None:
-            coords = np.asarray(points, dtype=np.float32).reshape(-1, 2)
-            labs = np.asarray(labels).astype(np.int64).reshape(-1)
-            if len(labs) != len(coords) or len(coords) == 0:
-                raise ValueError(
-                    f"{len(coords)} points and {len(labs)} labels: give one label per point"
-                )
-        if box is not None:
-            if not clear_old_points:
-                raise ValueError("a box must be the first prompt of a frame: clear_old_points")
-            b = np.asarray(box, dtype=np.float32).reshape(2, 2)
-            coords = np.concatenate([b, coords])
-            labs = np.concatenate([np.array([2, 3], np.int64), labs])
-        if normalize:
-            h, w = session.frames.hw
-            coords = coords / np.array([w, h], np.float32)
-        return (coords * np.float32(self.model.image_size)).astype(np.float32), labs
-
-    def _result(
-        self, session: OnnxSession, frame_idx: int, states: list[State | None]
-    ) -> OnnxFrameResult:
-        """Upsample each object's low-res logits to the video size (-1024 without output)."""
-        h, w = session.frames.hw
-        n = len(states)
-        masks = np.full((n, 1, h, w), NO_OBJ_SCORE, np.float32)
-        scores = np.full((n,), NO_OBJ_SCORE, np.float32)
-        rows = [i for i, s in enumerate(states) if s is not None]
-        if rows:
-            low = np.concatenate([states[i].low_res for i in rows])  # type: ignore[union-attr]
-            if low.shape[-2:] != (h, w):
-                low = upsample_bilinear(low, (h, w))
-            masks[rows] = low
-            scores[rows] = [states[i].score for i in rows]  # type: ignore[union-attr]
-        if self.non_overlap and n > 1:
-            winner = np.argmax(masks, axis=0)[None]  # (1, 1, H, W)
-            idx = np.arange(n).reshape(-1, 1, 1, 1)
-            masks = np.where(winner == idx, masks, np.minimum(masks, -10.0)).astype(np.float32)
-        return OnnxFrameResult(frame_idx, session.obj_ids, masks, scores)
