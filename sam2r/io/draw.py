@@ -162,7 +162,7 @@ def draw_masks(
 
     canvas = Image.fromarray(out)
     draw = ImageDraw.Draw(canvas)
-    size = max(14, round(max(h, w) / 40))
+    size = max(14, round(max(h, w) / 32))
     font = _font(size)
     for k, m in enumerate(masks):
         anchor = label_anchor(m)

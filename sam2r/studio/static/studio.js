@@ -88,7 +88,7 @@ function draw(drag) {
     }
   }
   ctx.putImageData(img, 0, 0);
-  const size = Math.max(14, Math.round(Math.max(S.w, S.h) / 40));
+  const size = Math.max(14, Math.round(Math.max(S.w, S.h) / 32));
   ctx.font = `bold ${size}px sans-serif`;
   ctx.textAlign = "center"; ctx.textBaseline = "middle";
   ctx.lineWidth = Math.max(2, size / 6); ctx.strokeStyle = "#000"; ctx.fillStyle = "#fff";
