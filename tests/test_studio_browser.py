@@ -221,8 +221,10 @@ def test_image_view(server: str, browser: Any) -> None:
     assert _count(page, RED) > 20
     assert page.locator("#candidates button").count() == 3  # one click: choose among 3
     page.locator("#candidates button").nth(0).click()
-    page.wait_for_function("() => document.querySelector('#candidates button.chosen') !== null")
-    assert page.locator("#candidates button").nth(0).get_attribute("class") == "chosen"
+    page.wait_for_function(
+        "() => document.querySelector('#candidates button').className === 'chosen'"
+    )
+    assert page.locator("#candidates button.chosen").count() == 1
     page.click("#undo-btn")
     _status(page, "undone")
     assert _count(page, RED) == 0
