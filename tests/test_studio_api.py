@@ -374,3 +374,47 @@ def test_cancel_and_busy(client: TestClient) -> None:
     assert got[-1]["type"] == "cancelled" and got[-1]["done"] < 6
     assert ok(client.post(f"{url}/cancel"))["cancelled"] is False
     ok(client.post(f"{url}/click", json={"frame": 0, "obj": 1, "x": x, "y": y}))  # usable again
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_the_command_serves_and_warns_off_loopback(host: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = _free_port()
+    cmd = [sys.executable, "-m", "sam2r", "studio", str(EXAMPLES / "shapes.png"), "--host", host]
+    cmd += ["--port", str(port), "--workspace", str(tmp_path / "ws")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(300):
+            try:
+                info = httpx.get(f"http://127.0.0.1:{port}/api/info").json()
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the studio did not start")
+        assert info["initial"] == "shapes.png" and info["model"] == "sam2r_micro"
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert f":{port}/" in out
+    assert ("warning" in err) == (host != "127.0.0.1")
+
+
+def test_the_command_refuses_bad_options(tmp_path: Path) -> None:
+    from sam2r.cli.main import main
+
+    assert main(["studio", str(tmp_path / "missing.png"), "--workspace", str(tmp_path)]) == 2
+    assert main(["studio", ".", "--port", "70000"]) == 2

@@ -212,7 +212,8 @@ def test_annotate_the_example_clip_end_to_end(server: str, browser: Any) -> None
 
 def test_image_view(server: str, browser: Any) -> None:
     page = _page(browser, server)
-    _open(page, "shapes.png")
+    page.set_input_files("#upload", str(EXAMPLES / "shapes.png"))  # opened by upload
+    _status(page, "Opened shapes")
     assert page.locator("#video-controls").is_hidden()
     with Image.open(EXAMPLES / "shapes.png") as im:
         w, h = im.size
@@ -225,6 +226,19 @@ def test_image_view(server: str, browser: Any) -> None:
         "() => document.querySelector('#candidates button').className === 'chosen'"
     )
     assert page.locator("#candidates button.chosen").count() == 1
+    page.locator("#objects li .hide-btn").click()  # hidden: not drawn, still there
+    page.wait_for_function(
+        "() => document.querySelector('#objects .hide-btn').textContent === 'show'"
+    )
+    assert _count(page, RED) == 0
+    page.locator("#objects li .hide-btn").click()
+    page.wait_for_function(
+        "() => document.querySelector('#objects .hide-btn').textContent === 'hide'"
+    )
+    assert _count(page, RED) > 20
+    page.locator("#objects li input").fill("disc")
+    page.locator("#objects li input").press("Enter")
+    page.wait_for_timeout(300)
     page.click("#undo-btn")
     _status(page, "undone")
     assert _count(page, RED) == 0
@@ -234,4 +248,7 @@ def test_image_view(server: str, browser: Any) -> None:
     assert page.locator("#objects li").count() == 1 + int(found.split()[1])
     if SHOTS:
         page.screenshot(path=str(Path(SHOTS) / "studio_image.png"))
+    assert page.locator("#objects li input").first.input_value() == "disc"  # renamed
+    page.locator("#objects li .remove-btn").first.click()
+    page.wait_for_function("() => document.querySelectorAll('#objects li').length === 2")
     assert page.errors == []
