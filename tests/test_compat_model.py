@@ -307,6 +307,15 @@ def test_the_official_module_paths_import() -> None:
             assert hasattr(mod, name), f"{module}.{name}"
 
 
+def test_deepcopy_keeps_the_sharing(compat_model: SAM2Base) -> None:
+    import copy
+
+    twin = copy.deepcopy(compat_model)  # e.g. an EMA copy in a training script
+    assert twin.no_mem_embed is twin.sam2r.no_mem_embed
+    assert twin.sam_mask_decoder.iou_token is twin.sam2r.sam_mask_decoder.iou_token
+    assert twin.no_mem_embed is not compat_model.no_mem_embed
+
+
 def test_to_and_train_reach_the_sam2r_model(micro_ckpt: str) -> None:
     model = build_sam2(MICRO, micro_ckpt, device="cpu")
     core = model.sam2r

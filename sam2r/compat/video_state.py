@@ -22,6 +22,7 @@ key and saying what to do instead. Frames stay lazy: `images` decodes a frame wh
 
 from __future__ import annotations
 
+import operator
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
@@ -221,9 +222,13 @@ class PerObject(Mapping[int, Any]):
 
     def __getitem__(self, obj_idx: int) -> Any:
         tracks = self._tracks()
-        if not isinstance(obj_idx, int) or not 0 <= obj_idx < len(tracks):
+        try:
+            i = operator.index(obj_idx)  # ints and numpy integers
+        except TypeError:
+            raise KeyError(obj_idx) from None
+        if not 0 <= i < len(tracks):
             raise KeyError(obj_idx)
-        return self._view(tracks[obj_idx])
+        return self._view(tracks[i])
 
     def __iter__(self) -> Iterator[int]:
         return iter(range(len(self._tracks())))
