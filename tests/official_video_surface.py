@@ -78,6 +78,8 @@ def video_surface(predictor: Any, video_dir: str) -> dict[str, np.ndarray]:
             out, "state.temp_after", len(state["temp_output_dict_per_obj"][0]["cond_frame_outputs"])
         )
         _put(out, "state.constants", state["constants"]["maskmem_pos_enc"])
+        cached = state["cached_features"]  # the official state keeps the newest frame's
+        _put(out, "state.cached_features", cached[max(cached)])
 
         # a real-time fork's edits: keep the two newest tracked memories, masks at half size
         for obj_idx in range(len(state["obj_ids"])):

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from sam2r.io.frames import FrameSource
+from sam2r.model.position import PositionEmbeddingSine
 from sam2r.predictor.video.session import FrameState, ObjectTrack, PointPrompt, VideoSession
 
 OFFICIAL_KEYS = (
@@ -348,9 +349,15 @@ class InferenceState(MutableMapping[str, Any]):
         s = self.session
         out = {}
         for frame_idx, feats in list(s._features.items()):
-            image = s.frames.model_input(frame_idx, s.image_size).unsqueeze(0)
+            image = s.frames.model_input(frame_idx, s.image_size).unsqueeze(0).to(s.device)
             fpn = [feats.high_res[0], feats.high_res[1], feats.embed]
-            out[frame_idx] = (image, {"vision_features": feats.embed, "backbone_fpn": fpn})
+            sine = PositionEmbeddingSine(feats.embed.shape[1])  # what the neck encodes with
+            backbone_out = {
+                "vision_features": feats.embed,
+                "vision_pos_enc": [sine(fpn[0]), sine(fpn[1]), feats.pos],
+                "backbone_fpn": fpn,
+            }
+            out[frame_idx] = (image, backbone_out)
         return out
 
     # --- writes ----------------------------------------------------------------------------
