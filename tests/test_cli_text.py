@@ -101,6 +101,7 @@ def test_video_text_stream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         (["--text", "ball", "--point", "0:1:10,10", *DET], "drop --point"),
         (["--text", "ball", "--detect-every", "-1", *DET], "--detect-every must be >= 0"),
         (["--text", "ball", "--reverse", *DET], "no --reverse"),
+        (["--text", "ball", "--onnx", "exported/", *DET], "drop --onnx"),
     ],
 )
 def test_video_text_errors(

@@ -96,6 +96,8 @@ def make_detector(spec: str, device: str) -> Any:
 
 
 def _check_common(args: argparse.Namespace) -> None:
+    if getattr(args, "onnx", None) is not None:
+        raise CliError("--text runs the torch model (sam2r.text); drop --onnx")
     if not 0.0 <= args.box_threshold <= 1.0:
         raise CliError(f"--box-threshold must be in [0, 1], got {args.box_threshold}")
     from sam2r.text import parse_queries
