@@ -4,8 +4,11 @@
         [--threads 2] [--reference PYTHON] [--skip-reference]
 
 The model is the fixture config with the synthetic weights (the same numbers on every side),
-exported once with `sam2r.onnx.export`. Each side runs in its own process with the same number
-of threads (torch.set_num_threads / onnxruntime intra-op threads on the CPU provider):
+exported once with `sam2r.onnx.export`. sam2r's torch path and its ONNX path run in one process
+with their steps interleaved (image after image, frame after frame), so that a change of load
+on a shared machine hits both alike; the official code runs in its own process (its venv). All
+use the same number of threads (torch.set_num_threads / onnxruntime intra-op threads on the CPU
+provider):
 
 * image: seconds per image = set_image + one click predicted (median of 3 images);
 * video: seconds per tracked frame, over the fixture clip played forward and back, with
@@ -36,60 +39,61 @@ threads = int(threads)
 import numpy as np
 from PIL import Image
 img = np.asarray(Image.open(image).convert("RGB"))
-if side == "onnx":
+click, label = np.array([[148, 156]]), np.array([1])
+runs = {}  # name -> (image predictor, video predictor, session, add, propagate)
+if side == "pair":  # sam2r on torch and on ONNX Runtime in one process, steps interleaved
+    import torch
+    torch.set_num_threads(threads)
+    torch.inference_mode().__enter__()
+    from sam2r import config_from_yaml, ImagePredictor
+    from sam2r.predictor.video import VideoPredictor
+    from sam2r.model.sam2 import SAM2Model
+    from sam2r.testing import synth_state_dict
     from sam2r.onnx import OnnxImagePredictor, OnnxVideoTracker
     from sam2r.onnx.runtime import OnnxModel
-    model = OnnxModel(onnx_dir, num_threads=threads)
-    ip = OnnxImagePredictor(model)
-    predict = lambda: ip.predict(point_coords=[[148, 156]], point_labels=[1])
-    vp = OnnxVideoTracker(model, fill_hole_area=0)
-    state = vp.init_session(video)
-    add = lambda o, p, l: vp.add_points(state, 0, o, points=p, labels=l)
-    prop = lambda: vp.propagate(state, max_frame_num_to_track=int(n_frames))
-    ctx = None
+    model = SAM2Model(config_from_yaml(cfg_json)).eval()
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    model.load_state_dict(synth_state_dict(shapes))
+    onnx_model = OnnxModel(onnx_dir, num_threads=threads)
+    sides = {
+        "sam2r": (ImagePredictor(model), VideoPredictor(model, fill_hole_area=0)),
+        "onnx": (OnnxImagePredictor(onnx_model), OnnxVideoTracker(onnx_model, fill_hole_area=0)),
+    }
+    for name, (ip, vp) in sides.items():
+        state = vp.init_session(video)
+        runs[name] = (ip, vp, state, vp.add_points, vp.propagate)
 else:
     import torch
     torch.set_num_threads(threads)
-    ctx = torch.inference_mode()
-    if side == "sam2r":
-        from sam2r import config_from_yaml, ImagePredictor
-        from sam2r.predictor.video import VideoPredictor
-        from sam2r.model.sam2 import SAM2Model
-        from sam2r.testing import synth_state_dict
-        model = SAM2Model(config_from_yaml(cfg_json)).eval()
-        shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        model.load_state_dict(synth_state_dict(shapes))
-        ip = ImagePredictor(model)
-        predict = lambda: ip.predict(point_coords=[[148, 156]], point_labels=[1])
-        vp = VideoPredictor(model, fill_hole_area=0)
-        state = vp.init_session(video)
-        add = lambda o, p, l: vp.add_points(state, 0, o, points=p, labels=l)
-        prop = lambda: vp.propagate(state, max_frame_num_to_track=int(n_frames))
-    else:
-        from reference import build
-        from sam2.sam2_image_predictor import SAM2ImagePredictor
-        ip = SAM2ImagePredictor(build(cfg_json, kind="image"))
-        s = ip.model.image_size  # its feature sizes are written for 1024 px
-        ip._bb_feat_sizes = [(s // 4, s // 4), (s // 8, s // 8), (s // 16, s // 16)]
-        click, label = np.array([[148, 156]]), np.array([1])
-        predict = lambda: ip.predict(point_coords=click, point_labels=label)
-        vp = build(cfg_json, kind="video", extra_overrides=["++model.fill_hole_area=0"])
-        state = vp.init_state(video)
-        add = lambda o, p, l: vp.add_new_points_or_box(state, 0, o, points=p, labels=l)
-        prop = lambda: vp.propagate_in_video(state, max_frame_num_to_track=int(n_frames))
-    ctx.__enter__()
-image_s = []
-for _ in range(4):
-    t0 = time.perf_counter()
-    ip.set_image(img)
-    predict()
-    image_s.append(time.perf_counter() - t0)
-for o, p, l in prompts:
-    add(o, p, l)
-times, last = [], time.perf_counter()
-for _ in prop():
-    now = time.perf_counter(); times.append(now - last); last = now
-print(json.dumps({"image_s": image_s[1:], "frame_s": times[1:]}))
+    torch.inference_mode().__enter__()
+    from reference import build
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+    ip = SAM2ImagePredictor(build(cfg_json, kind="image"))
+    s = ip.model.image_size  # its feature sizes are written for 1024 px
+    ip._bb_feat_sizes = [(s // 4, s // 4), (s // 8, s // 8), (s // 16, s // 16)]
+    vp = build(cfg_json, kind="video", extra_overrides=["++model.fill_hole_area=0"])
+    state = vp.init_state(video)
+    runs["reference"] = (ip, vp, state, vp.add_new_points_or_box, vp.propagate_in_video)
+out = {name: {"image_s": [], "frame_s": []} for name in runs}
+for i in range(4):  # the first of each is a warm-up
+    for name, (ip, *_) in runs.items():
+        t0 = time.perf_counter()
+        ip.set_image(img)
+        ip.predict(point_coords=click, point_labels=label)
+        if i:
+            out[name]["image_s"].append(time.perf_counter() - t0)
+gens = {}
+for name, (ip, vp, state, add, prop) in runs.items():
+    for o, p, l in prompts:
+        add(state, 0, o, points=p, labels=l)
+    gens[name] = prop(state, max_frame_num_to_track=int(n_frames))
+for t in range(int(n_frames) + 1):
+    for name, gen in gens.items():
+        t0 = time.perf_counter()
+        next(gen)
+        if t:  # frame 0 is the prompted frame
+            out[name]["frame_s"].append(time.perf_counter() - t0)
+print(json.dumps(out))
 """
 
 
@@ -117,7 +121,7 @@ def main() -> None:
     ap.add_argument("--skip-reference", action="store_true")
     args = ap.parse_args()
     cfg = str(FIXTURES / "configs" / f"{args.config}.json")
-    sides = {"onnx": sys.executable, "sam2r": sys.executable}
+    sides = {"pair": sys.executable}  # sam2r's torch and ONNX paths, interleaved
     if not args.skip_reference:
         sides["reference"] = args.reference
     image = str(FIXTURES / "inputs" / "image_main.png")
@@ -127,17 +131,19 @@ def main() -> None:
         export_model(cfg, onnx_dir)
         write_clip(clip, args.frames + 1)
         for n_obj in args.objects:
+            names = ["sam2r", "onnx"] + (["reference"] if "reference" in sides else [])
             runs: dict[str, dict[str, list[float]]] = {
-                side: {"image_s": [], "frame_s": []} for side in sides
+                name: {"image_s": [], "frame_s": []} for name in names
             }
             for r in range(args.rounds):  # sides alternate, so that load changes hit all
                 for side, python in sides.items():
                     wargs = [cfg, str(onnx_dir), str(clip), image, str(n_obj), str(args.threads)]
                     wargs += [str(args.frames), json.dumps(PROMPTS)]
                     out = run_worker(side, python, WORKER, wargs)
-                    runs[side]["image_s"].append(statistics.median(out["image_s"]))
-                    runs[side]["frame_s"].append(statistics.mean(out["frame_s"]))
-                    print(f"round {r}, {n_obj} obj, {side}: {out}", file=sys.stderr)
+                    for name, fig in out.items():
+                        runs[name]["image_s"].append(statistics.median(fig["image_s"]))
+                        runs[name]["frame_s"].append(statistics.mean(fig["frame_s"]))
+                    print(f"round {r}, {n_obj} obj: {out}", file=sys.stderr)
             figs = {
                 side: {k: statistics.median(v) for k, v in fig.items()}
                 for side, fig in runs.items()
