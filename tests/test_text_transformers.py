@@ -125,7 +125,7 @@ def test_cli_reads_a_local_detector(tiny_folders: dict[str, Path], tmp_path: Pat
     summary = json.loads((tmp_path / "shapes_masks.json").read_text())
     assert summary["masks"] and {m["label"] for m in summary["masks"]} <= {"person", "red car"}
     frames = Path(__file__).parents[1] / "examples/synth_davis/JPEGImages/480p/val_00000"
-    argv = ["video", str(frames), "--text", "person", "--detect-every", "1", "--max-frames", "3"]
+    argv = ["video", str(frames), "--text", "person", "--detect-every", "2", "--max-frames", "3"]
     argv += ["--detector", str(tiny_folders["grounding-dino"]), "--box-threshold", "0"]
     assert main([*argv, "--no-overlay", "--out", str(tmp_path / "video")]) == 0
     summary = json.loads((tmp_path / "video" / "masks.json").read_text())
