@@ -137,6 +137,7 @@ def model_internals(model: Any, inp: dict[str, np.ndarray]) -> dict[str, np.ndar
         _put(out, "memory_attention", attn)
         _put(out, "non_overlap", model._apply_non_overlapping_constraints(t["overlap"]))
         _put(out, "track", _track(model, t))
+        _put(out, "track_train", _track_train(model, t))
     return out
 
 
@@ -179,6 +180,50 @@ def _track(model: Any, t: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
             "object_score_logits": cur["object_score_logits"],
         }
         outs.append({k: v for k, v in cur.items() if k not in ("point_inputs", "mask_inputs")})
+    return outs
+
+
+def _track_train(model: Any, t: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
+    """`track_step` in training mode, as a training loop drives it (dropout off so that both
+    implementations draw nothing random): prompts on frames 0 and 3, then frames 1 and 2, which
+    read the pointer of the later prompted frame 3 in training (not in evaluation)."""
+    frames = []
+    for frame_idx in range(4):
+        fwd = model.forward_image(t["images"][frame_idx : frame_idx + 1])
+        fwd = {
+            k: [v.expand(2, -1, -1, -1) for v in fwd[k]] for k in ("backbone_fpn", "vision_pos_enc")
+        }
+        frames.append(model._prepare_backbone_features(fwd)[1:])
+    saved = []
+    model.train()
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            saved.append((m, "p", m.p))
+            m.p = 0.0
+        if hasattr(m, "dropout_p"):
+            saved.append((m, "dropout_p", m.dropout_p))
+            m.dropout_p = 0.0
+    output_dict: dict[str, dict[int, Any]] = {
+        "cond_frame_outputs": {},
+        "non_cond_frame_outputs": {},
+    }
+    outs = []
+    try:
+        for frame_idx in (0, 3, 1, 2):
+            feats, pos, sizes = frames[frame_idx]
+            prompted = frame_idx in (0, 3)
+            points = (
+                {"point_coords": t["coords"], "point_labels": t["labels"]} if prompted else None
+            )
+            cur = model.track_step(frame_idx, frame_idx == 0, feats, pos, sizes, points, None,
+                                   output_dict, 4)  # fmt: skip
+            kind = "cond_frame_outputs" if prompted else "non_cond_frame_outputs"
+            output_dict[kind][frame_idx] = cur
+            outs.append({k: v for k, v in cur.items() if k not in ("point_inputs", "mask_inputs")})
+    finally:
+        model.eval()
+        for m, name, value in saved:
+            setattr(m, name, value)
     return outs
 
 

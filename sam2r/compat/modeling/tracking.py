@@ -8,10 +8,9 @@ and `track_step`, over the official `output_dict` of per-frame output dicts.
 `output_dict` is the official `{"cond_frame_outputs": {frame: out}, "non_cond_frame_outputs":
 {frame: out}}`, each `out` a dict with `maskmem_features`, `maskmem_pos_enc` (a list) and
 `obj_ptr`. Which stored frames are read is sam2r's `plan_memory` (the official selection in
-evaluation mode, `sam2r.predictor.video.memory`); the tokens and the attention are the sam2r
-model's steps. In training mode the official code also reads pointers of conditioning frames
-that lie in the future; this mixin always applies the evaluation rule (with stride 1 in
-training, as the official code).
+evaluation mode, `sam2r.predictor.video.memory`), with the official training-mode rules in
+training (memory stride 1; the pointers of every selected conditioning frame, future ones
+included); the tokens and the attention are the sam2r model's steps.
 
 A mixin of `SAM2Base` (`sam2r.compat.modeling.sam2_base`): it uses `self._inner` (the sam2r
 model) and the official methods defined there.
@@ -26,7 +25,7 @@ import torch
 from torch import Tensor
 
 from sam2r.model.sam2 import ImageFeatures
-from sam2r.predictor.video.memory import plan_memory
+from sam2r.predictor.video.memory import plan_memory, select_cond_frames
 
 
 class _Stored:
@@ -52,6 +51,26 @@ class _Stored:
 
 def _as_map(d: Mapping[int, Any]) -> dict[int, _Stored]:
     return {t: _Stored(out) for t, out in d.items()}
+
+
+def _training_pointers(
+    frame_idx: int,
+    reverse: bool,
+    cond: Mapping[int, Mapping[str, Any]],
+    pointers: list[tuple[int, Any]],
+    cfg: Any,
+) -> list[tuple[int, Any]]:
+    """The pointers read in training: those of *every* selected conditioning frame (evaluation
+    reads only those up to the current frame), then the tracked frames' as in evaluation."""
+    selected, _ = select_cond_frames(frame_idx, list(cond), cfg.max_cond_frames_in_attn)
+    n_past = sum(1 for t in selected if (t >= frame_idx if reverse else t <= frame_idx))
+    sign = -1 if reverse else 1
+    signed = cfg.use_signed_tpos_enc_to_obj_ptrs
+    cond_ptrs = [
+        ((frame_idx - t) * sign if signed else abs(frame_idx - t), _Stored(cond[t]))
+        for t in selected
+    ]
+    return cond_ptrs + pointers[n_past:]
 
 
 class TrackingMixin:
@@ -116,10 +135,13 @@ class TrackingMixin:
             )
             tokens.append(tok)
             token_pos.append(p)
+        pointers = plan.pointers
+        if model.training:
+            pointers = _training_pointers(frame_idx, track_in_reverse, cond, pointers, cfg)
         num_ptr_tokens = 0
-        if plan.pointers:
-            ptrs = torch.stack([s.obj_ptr.to(device) for _, s in plan.pointers])  # (N, B, C)
-            dist = torch.tensor([d for d, _ in plan.pointers])
+        if pointers:
+            ptrs = torch.stack([s.obj_ptr.to(device) for _, s in pointers])  # (N, B, C)
+            dist = torch.tensor([d for d, _ in pointers])
             tok, p = model.pointer_tokens(ptrs, dist, max(plan.max_ptrs, 2))
             tokens.append(tok)
             token_pos.append(p)
