@@ -1,4 +1,4 @@
-"""Tiny random zero-shot detectors (OWLv2, OWL-ViT, Grounding DINO), built offline.
+"""Tiny random zero-shot detectors (OWLv2, OWL-ViT, (MM-)Grounding DINO), built offline.
 
     folder = save_tiny_detector("grounding-dino", "/tmp/tiny-gdino")
     detector = load_detector(folder)
@@ -23,7 +23,7 @@ import torch
 
 from sam2r.text.transformers_detector import require_transformers
 
-KINDS = ("owlv2", "owlvit", "grounding-dino")
+KINDS = ("owlv2", "owlvit", "grounding-dino", "mm-grounding-dino")
 
 WORDS = ["a", "cat", "dog", "red", "car", "person", "ball", "star"]
 
@@ -76,12 +76,13 @@ def _save_owl(tf: Any, folder: Path, kind: str) -> None:
     processor.save_pretrained(folder)
 
 
-def _save_grounding_dino(tf: Any, folder: Path) -> None:
+def _save_grounding_dino(tf: Any, folder: Path, kind: str) -> None:
     torch.manual_seed(0)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", *WORDS]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tok = tf.BertTokenizer(str(folder / "vocab.txt"))
-    config = tf.GroundingDinoConfig(
+    mm = kind == "mm-grounding-dino"
+    config = (tf.MMGroundingDinoConfig if mm else tf.GroundingDinoConfig)(
         backbone_config=tf.SwinConfig(
             image_size=64, patch_size=4, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
             window_size=4, out_features=["stage2", "stage3", "stage4"],
@@ -95,7 +96,9 @@ def _save_grounding_dino(tf: Any, folder: Path) -> None:
         num_feature_levels=3, encoder_n_points=2, decoder_n_points=2, max_text_len=32,
         use_timm_backbone=False,
     )  # fmt: skip
-    model = tf.GroundingDinoForObjectDetection(config)
+    model = (tf.MMGroundingDinoForObjectDetection if mm else tf.GroundingDinoForObjectDetection)(
+        config
+    )
     images = tf.GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96})
     processor = tf.GroundingDinoProcessor(image_processor=images, tokenizer=tok)
     model.save_pretrained(folder)
@@ -110,8 +113,8 @@ def save_tiny_detector(kind: str, folder: str | Path) -> Path:
     tf = require_transformers()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    if kind == "grounding-dino":
-        _save_grounding_dino(tf, folder)
+    if kind.endswith("grounding-dino"):
+        _save_grounding_dino(tf, folder, kind)
     else:
         _save_owl(tf, folder, kind)
     return folder
