@@ -21,24 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-
-def label_map(masks: torch.Tensor, scores: torch.Tensor, obj_ids: list[Any]) -> np.ndarray:
-    """(N, 1, H, W) logits, (N,) object scores -> (H, W) uint8 object ids (0: none).
-
-    An object is drawn where its logit is > 0 and its object score is > 0; where several are,
-    the one with the highest logit wins.
-    """
-    n, _, h, w = masks.shape
-    if n == 0:
-        return np.zeros((h, w), np.uint8)
-    logits = masks[:, 0].float()  # (N, H, W)
-    present = (logits > 0) & (scores.view(-1, 1, 1) > 0)
-    best = torch.where(present, logits, torch.full_like(logits, -torch.inf)).argmax(0)
-    ids = torch.tensor([int(i) for i in obj_ids], device=logits.device)
-    labels = torch.where(present.any(0), ids[best], torch.zeros_like(best))
-    return labels.to(torch.uint8).cpu().numpy()
+from sam2r.predictor.video.results import label_map
 
 
 def overlay_labels(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:

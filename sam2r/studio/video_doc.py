@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from sam2r.predictor.video import FrameResult, VideoPredictor
 from sam2r.predictor.video.checks import propagation_order
+from sam2r.predictor.video.results import label_map
 from sam2r.studio.files import StudioError
 from sam2r.studio.objects import ObjectList, encode_mask
 from sam2r.studio.prompts import check_box, check_click
@@ -53,18 +53,6 @@ class FrameMasks:
     objects: dict[int, dict[str, Any]]  # id -> {"mask": run lengths, "score": logit}
     labels: bytes  # zlib of the (H, W) uint8 label map
     hw: tuple[int, int]
-
-
-def label_map(result: FrameResult) -> np.ndarray:
-    """(H, W) uint8 object ids: where several objects are present, the highest logit wins."""
-    masks, scores = result.masks[:, 0].float(), result.object_score_logits.float()
-    if masks.shape[0] == 0:
-        return np.zeros(tuple(masks.shape[1:]), np.uint8)
-    present = (masks > 0) & (scores.view(-1, 1, 1) > 0)
-    best = torch.where(present, masks, torch.full_like(masks, -torch.inf)).argmax(0)
-    ids = torch.tensor([int(i) for i in result.obj_ids], device=masks.device)
-    labels = torch.where(present.any(0), ids[best], torch.zeros_like(best))
-    return labels.to(torch.uint8).cpu().numpy()
 
 
 class VideoDoc:
@@ -305,7 +293,7 @@ class VideoDoc:
             if score <= -1000:  # no output of this object on this frame
                 continue
             objects[int(oid)] = {"mask": encode_mask(mask & (score > 0)), "score": round(score, 4)}
-        labels = label_map(result)
+        labels = label_map(result.masks, result.object_score_logits, result.obj_ids)
         self.store[result.frame_idx] = FrameMasks(
             objects, zlib.compress(labels.tobytes()), labels.shape
         )

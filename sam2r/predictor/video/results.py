@@ -5,7 +5,8 @@
 
 The session stores each object's low-res (S/4) mask logits; a result gathers every object's on
 one frame, upsamples them to the video size and, when asked, keeps only the highest-scoring
-object at each pixel (the official `_apply_non_overlapping_constraints`).
+object at each pixel (the official `_apply_non_overlapping_constraints`). `label_map` turns a
+result into one map of object ids (DAVIS PNGs, overlays).
 
 What is left to others: producing the states (`sam2r.predictor.video.frame_step`), choosing which
 state of each object a frame reports (`ObjectTrack.latest_output`, `sam2r.predictor.video`),
@@ -14,6 +15,9 @@ the `FrameResult` dataclass (`sam2r.predictor.video.session`).
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -72,3 +76,20 @@ def non_overlapping(masks: Tensor) -> Tensor:
     winner = torch.argmax(masks, dim=0, keepdim=True)  # (1, 1, H, W)
     rows = torch.arange(masks.shape[0], device=masks.device).view(-1, 1, 1, 1)
     return torch.where(winner == rows, masks, torch.clamp(masks, max=-10.0))
+
+
+def label_map(masks: Tensor, scores: Tensor, obj_ids: list[Hashable]) -> np.ndarray:
+    """(N, 1, H, W) logits, (N,) object scores -> (H, W) uint8 object ids (0: none).
+
+    An object is drawn where its logit is > 0 and its object score is > 0; where several are,
+    the one with the highest logit wins.
+    """
+    n, _, h, w = masks.shape
+    if n == 0:
+        return np.zeros((h, w), np.uint8)
+    logits = masks[:, 0].float()  # (N, H, W)
+    present = (logits > 0) & (scores.view(-1, 1, 1) > 0)
+    best = torch.where(present, logits, torch.full_like(logits, -torch.inf)).argmax(0)
+    ids = torch.tensor([int(i) for i in obj_ids], device=logits.device)
+    labels = torch.where(present.any(0), ids[best], torch.zeros_like(best))
+    return labels.to(torch.uint8).cpu().numpy()
