@@ -100,6 +100,11 @@ def model_internals(model: Any, inp: dict[str, np.ndarray]) -> dict[str, np.ndar
             )
             _put(out, f"decoder.multi{int(multi)}", dec)
 
+        all_masks = model.sam_mask_decoder.predict_masks(
+            pix, pe.get_dense_pe(), sparse, dense, True, high_res
+        )  # the official positional order
+        _put(out, "decoder.predict_masks", all_masks)
+
         point_inputs = {"point_coords": t["coords"][:1], "point_labels": t["labels"][:1]}
         _put(
             out,

@@ -31,8 +31,25 @@ OUTPUT_KEYS = (
 )
 
 
+def public_names(module: Any) -> np.ndarray:
+    """The attribute names of a module and its classes (torch.nn.Module's own excluded)."""
+    names = set(vars(module)) | set(module._modules) | set(module._parameters)
+    names |= set(module._buffers)
+    for cls in type(module).__mro__:
+        if cls.__module__.startswith("torch"):
+            break
+        names |= set(vars(cls))
+    torch_names = set(vars(torch.nn.Module())) | set(dir(torch.nn.Module))
+    return np.array(sorted(n for n in names if not n.startswith("__") and n not in torch_names))
+
+
 def video_surface(predictor: Any, video_dir: str) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
+    # what the official predictor and its parts answer to, by name (checked with getattr)
+    out["names.model"] = public_names(predictor)
+    for part in ("image_encoder", "sam_prompt_encoder", "sam_mask_decoder", "memory_attention",
+                 "memory_encoder"):  # fmt: skip
+        out[f"names.{part}"] = public_names(getattr(predictor, part))
     with torch.inference_mode():
         _put(out, "module.num_params", sum(p.numel() for p in predictor.parameters()))
         assert predictor.to("cpu") is predictor
@@ -81,6 +98,22 @@ def video_surface(predictor: Any, video_dir: str) -> dict[str, np.ndarray]:
         cached = state["cached_features"]  # the official state keeps the newest frame's
         _put(out, "state.cached_features", cached[max(cached)])
 
+        # the private helpers of an annotation backend: merge, re-run a frame, re-encode memory
+        _put(
+            out, "helper.consolidate", predictor._consolidate_temp_output_across_obj(state, 0, True)
+        )
+        _put(out, "helper.consolidate_video", predictor._consolidate_temp_output_across_obj(
+            state, 4, False, consolidate_at_video_res=True))  # fmt: skip
+        no_pos = predictor._get_maskmem_pos_enc(state, {"maskmem_pos_enc": None})
+        _put(out, "helper.pos_none", no_pos is None)
+        compact, gpu = predictor._run_single_frame_inference(
+            state, state["output_dict_per_obj"][1], 4, 1, False, None, None, False, True
+        )
+        _put(out, "helper.single_frame", [compact[k] for k in OUTPUT_KEYS] + [gpu])
+        high = torch.nn.functional.interpolate(gpu, size=(256, 256), mode="bilinear")
+        _put(out, "helper.memory_encoder", predictor._run_memory_encoder(
+            state, 4, 1, high, compact["object_score_logits"], False))  # fmt: skip
+
         # a real-time fork's edits: keep the two newest tracked memories, masks at half size
         for obj_idx in range(len(state["obj_ids"])):
             non_cond = state["output_dict_per_obj"][obj_idx]["non_cond_frame_outputs"]
@@ -100,6 +133,16 @@ def video_surface(predictor: Any, video_dir: str) -> dict[str, np.ndarray]:
         # an annotation tool's object handling: a new id gets the next index
         _put(out, "helper.new_idx", predictor._obj_id_to_idx(state, 9))
         _put(out, "helper.idx_to_id", predictor._obj_idx_to_id(state, 1))
+        predictor._clear_non_cond_mem_around_input(state, 12)  # frames 5..19: 5, 6, 7 go
+        _put(
+            out,
+            "helper.cleared",
+            np.array(sorted(state["output_dict_per_obj"][0]["non_cond_frame_outputs"])),
+        )
+        predictor._reset_tracking_results(state)
+        counts = [len(state["obj_ids"]), len(state["point_inputs_per_obj"][0])]
+        counts.append(len(state["output_dict_per_obj"][1]["cond_frame_outputs"]))
+        _put(out, "helper.reset", counts)
         _put(out, "vos", _vos_inference(predictor, video_dir))
     return out
 

@@ -29,6 +29,7 @@ VIDEO = str(FIXTURES / "inputs" / "video")
 EXACT_ATOL = 1e-4  # frames, features, prompted-frame outputs
 MASK_MAX, MASK_MEAN = 0.1, 5e-3  # propagated frames: the video parity tolerances
 MEM_MEAN = 2e-3
+BF16 = {"state.output.0", "helper.single_frame.0", "helper.memory_encoder.0"}  # stored memories
 SIGN_TOL = 1e-3  # after the non-overlap constraint: a pixel where two objects' logits nearly tie
 # can go to either object (the loser is clamped to -10), so compare which pixels each object gets
 
@@ -70,9 +71,9 @@ def _check(name: str, a: np.ndarray, b: np.ndarray) -> str | None:
         flips = float(np.mean((a > 0) != (b > 0)))
         ok = flips <= SIGN_TOL and d.mean() <= MASK_MEAN
         return None if ok else f"{name}: sign disagreement {flips:.3g}, mean|d| {d.mean():.3g}"
+    if name in BF16:  # a rounding step can flip one bfloat16 ulp (1/128 relative)
+        return None if d.mean() <= MEM_MEAN else f"{name}: mean|d| {d.mean():.3g}"
     if name.startswith("track.") or name.startswith("state.output"):
-        if name.startswith("state.output.0"):  # bfloat16 memory
-            return None if d.mean() <= MEM_MEAN else f"{name}: mean|d| {d.mean():.3g}"
         if d.max() > MASK_MAX or d.mean() > MASK_MEAN:
             return f"{name}: max|d| {d.max():.3g} mean {d.mean():.3g}"
         return None
@@ -81,7 +82,28 @@ def _check(name: str, a: np.ndarray, b: np.ndarray) -> str | None:
     return None
 
 
-def test_the_official_video_script_gives_the_official_numbers(ours: dict, official: dict) -> None:
+def _has(obj: Any, name: str) -> bool:
+    try:
+        getattr(obj, name)
+    except AttributeError:
+        return False
+    return True
+
+
+def test_the_official_video_script_gives_the_official_numbers(
+    predictor: SAM2VideoPredictor, ours: dict, official: dict
+) -> None:
+    names = {k for k in official if k.startswith("names.")}
+    missing = [
+        f"{key[6:]}.{name}"
+        for key in sorted(names)
+        for name in official[key]
+        if not _has(predictor if key == "names.model" else getattr(predictor, key[6:]), name)
+    ]
+    # left out on purpose: the official constructor's helper, it would rebuild the heads
+    assert missing == ["model._build_sam_heads"], f"official attributes missing here: {missing}"
+    ours = {k: v for k, v in ours.items() if k not in names}
+    official = {k: v for k, v in official.items() if k not in names}
     assert set(ours) == set(official), (
         f"only official: {sorted(set(official) - set(ours))[:10]}; "
         f"only compat: {sorted(set(ours) - set(official))[:10]}"

@@ -19,8 +19,9 @@ The work is done by `sam2r.predictor.video.VideoPredictor`; this class only maps
 return values. Masks are float32 logit tensors at video resolution on the model's device, as in
 the official code. As the official class, the predictor is the model: a `SAM2Base`
 (`sam2r.compat.modeling.sam2_base`) over the sam2r model's parameters, plus the video
-methods and the private helpers public code calls (`_get_image_feature`, `_obj_id_to_idx`,
-`_get_orig_video_res_output`, `_apply_non_overlapping_constraints`, ...). `init_state`
+methods and the private helpers public code calls (`_get_image_feature`,
+`_run_single_frame_inference`, `_obj_id_to_idx`, ...: `sam2r.compat.video_internals`).
+`init_state`
 returns an `InferenceState` (`sam2r.compat.video_state`): the official state dict as a live,
 writable view of the typed `VideoSession` (`state.session`).
 
@@ -45,16 +46,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from sam2r.compat.builder import _build, _postprocessing
 from sam2r.compat.modeling.sam2_base import SAM2Base, as_sam2r
-from sam2r.compat.video_state import InferenceState, obj_index
+from sam2r.compat.video_internals import VideoInternalsMixin
+from sam2r.compat.video_state import InferenceState, session_of
 from sam2r.config import resolve_name
 from sam2r.model.sam2 import SAM2Model
-from sam2r.predictor.video import VideoPredictor, VideoSession, non_overlapping
-from sam2r.predictor.video.frame_step import frame_features
+from sam2r.predictor.video import VideoPredictor, VideoSession
 
 __all__ = [
     "InferenceState",
@@ -65,16 +65,6 @@ __all__ = [
 
 # official video-predictor attributes read from the config, settable
 VIDEO_KNOBS = ("clear_non_cond_mem_around_input", "add_all_frames_to_correct_as_cond")
-
-
-def _session(inference_state: InferenceState | VideoSession) -> VideoSession:
-    if isinstance(inference_state, InferenceState):
-        return inference_state.session
-    if isinstance(inference_state, VideoSession):
-        return inference_state
-    raise TypeError(
-        f"inference_state must be what init_state() returned, got {type(inference_state).__name__}"
-    )
 
 
 def _open_video(video_path: Any) -> Any:
@@ -88,7 +78,7 @@ def _open_video(video_path: Any) -> Any:
     return video_path
 
 
-class SAM2VideoPredictor(SAM2Base):
+class SAM2VideoPredictor(VideoInternalsMixin, SAM2Base):
     """The official video predictor: the official model (`SAM2Base`) with the video methods.
 
     As the official class it *is* the model: `.parameters()`, `.to()`, `.image_encoder`,
@@ -163,56 +153,6 @@ class SAM2VideoPredictor(SAM2Base):
         else:
             super().__setattr__(name, value)
 
-    # --- private helpers public code calls -----------------------------------------------------
-    def _obj_id_to_idx(
-        self, inference_state: InferenceState | VideoSession, obj_id: Hashable
-    ) -> int:
-        """The index of `obj_id`; a new id adds an object without prompts (as the official)."""
-        return obj_index(_session(inference_state), obj_id)
-
-    def _obj_idx_to_id(
-        self, inference_state: InferenceState | VideoSession, obj_idx: int
-    ) -> Hashable:
-        return _session(inference_state).obj_ids[obj_idx]
-
-    def _get_obj_num(self, inference_state: InferenceState | VideoSession) -> int:
-        return len(_session(inference_state).objects)
-
-    def _get_orig_video_res_output(
-        self, inference_state: InferenceState | VideoSession, any_res_masks: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """(any_res_masks on the model's device, (N, 1, H, W) masks at video resolution, with
-        the non-overlap constraint when `non_overlap_masks`)."""
-        session = _session(inference_state)
-        masks = any_res_masks.to(self.device, non_blocking=True)
-        hw = (session.video_height, session.video_width)
-        video = masks
-        if tuple(masks.shape[-2:]) != hw:
-            video = F.interpolate(masks, size=hw, mode="bilinear", align_corners=False)
-        if self.non_overlap_masks:
-            video = non_overlapping(video)
-        return masks, video
-
-    def _get_image_feature(
-        self, inference_state: InferenceState | VideoSession, frame_idx: int, batch_size: int
-    ) -> tuple[Tensor, dict[str, Any], list[Tensor], list[Tensor], list[tuple[int, int]]]:
-        """(image (B, 3, S, S), backbone_out, vision_feats [(HW, B, C)], vision_pos_embeds,
-        feat_sizes) of a frame, expanded to `batch_size` objects (from the session's feature
-        cache, or the image encoder)."""
-        session = _session(inference_state)
-        feats = frame_features(self._inner, session, frame_idx)
-        image = session.frames.model_input(frame_idx, session.image_size)
-        image = image.to(self.device).float().unsqueeze(0)
-        position = self._inner.image_encoder.neck.position_encoding
-        fpn = [feats.high_res[0], feats.high_res[1], feats.embed]
-        pos = [position(fpn[0]), position(fpn[1]), feats.pos]
-        backbone_out = {
-            "backbone_fpn": [x.expand(batch_size, -1, -1, -1) for x in fpn],
-            "vision_pos_enc": [p.expand(batch_size, -1, -1, -1) for p in pos],
-        }
-        features = self._prepare_backbone_features(backbone_out)
-        return (image.expand(batch_size, -1, -1, -1),) + features
-
     # --- session ------------------------------------------------------------------------------
     def init_state(
         self,
@@ -236,7 +176,7 @@ class SAM2VideoPredictor(SAM2Base):
 
     def reset_state(self, inference_state: InferenceState | VideoSession) -> None:
         """Remove every object, prompt and output."""
-        self._predictor.reset(_session(inference_state))
+        self._predictor.reset(session_of(inference_state))
 
     # --- prompts ------------------------------------------------------------------------------
     def add_new_points_or_box(
@@ -256,7 +196,7 @@ class SAM2VideoPredictor(SAM2Base):
             (frame_idx, obj_ids, video_res_masks (num_obj, 1, H, W) float32 logits).
         """
         res = self._predictor.add_points(
-            _session(inference_state),
+            session_of(inference_state),
             frame_idx,
             obj_id,
             points=points,
@@ -283,7 +223,7 @@ class SAM2VideoPredictor(SAM2Base):
         Returns:
             (frame_idx, obj_ids, video_res_masks (num_obj, 1, H, W) float32 logits).
         """
-        res = self._predictor.add_mask(_session(inference_state), frame_idx, obj_id, mask)
+        res = self._predictor.add_mask(session_of(inference_state), frame_idx, obj_id, mask)
         return res.frame_idx, list(res.obj_ids), res.masks
 
     def clear_all_prompts_in_frame(
@@ -295,7 +235,7 @@ class SAM2VideoPredictor(SAM2Base):
     ) -> tuple[int, list[Hashable], Tensor] | None:
         """Remove one object's prompts on a frame; the frame's masks, or None without output."""
         res = self._predictor.clear_prompts_in_frame(
-            _session(inference_state), frame_idx, obj_id, need_output=need_output
+            session_of(inference_state), frame_idx, obj_id, need_output=need_output
         )
         if res is None:
             return None
@@ -317,7 +257,7 @@ class SAM2VideoPredictor(SAM2Base):
         Raises:
             RuntimeError: `strict` and the object does not exist (as the official code).
         """
-        session = _session(inference_state)
+        session = session_of(inference_state)
         if strict and obj_id not in session.objects:
             raise RuntimeError(
                 f"Cannot remove object id {obj_id} as it doesn't exist. "
@@ -334,7 +274,7 @@ class SAM2VideoPredictor(SAM2Base):
             RuntimeError: no object has prompts, or an object has none to start from.
         """
         # `propagate` commits the prompts before it returns its (here unused) iterator
-        self._predictor.propagate(_session(inference_state))
+        self._predictor.propagate(session_of(inference_state))
 
     def propagate_in_video(
         self,
@@ -350,7 +290,7 @@ class SAM2VideoPredictor(SAM2Base):
             (frame_idx, obj_ids, video_res_masks (num_obj, 1, H, W) float32 logits) per frame.
         """
         results = self._predictor.propagate(
-            _session(inference_state),
+            session_of(inference_state),
             start_frame_idx=start_frame_idx,
             max_frame_num_to_track=max_frame_num_to_track,
             reverse=reverse,

@@ -409,6 +409,17 @@ class InferenceState(MutableMapping[str, Any]):
         )
 
 
+def session_of(inference_state: InferenceState | VideoSession) -> VideoSession:
+    """The session behind what `init_state` returned (a bare `VideoSession` works too)."""
+    if isinstance(inference_state, InferenceState):
+        return inference_state.session
+    if isinstance(inference_state, VideoSession):
+        return inference_state
+    raise TypeError(
+        f"inference_state must be what init_state() returned, got {type(inference_state).__name__}"
+    )
+
+
 def obj_index(session: VideoSession, obj_id: Hashable) -> int:
     """The index of `obj_id`, adding an object without prompts when it is new (the official
     `_obj_id_to_idx`)."""

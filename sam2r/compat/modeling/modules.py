@@ -47,6 +47,8 @@ class OfficialImageEncoder(SharedModule):
 class OfficialPromptEncoder(SharedModule):
     """The official `PromptEncoder`: `forward(points, boxes, masks)`, boxes included."""
 
+    num_point_embeddings = 4  # negative, positive, box corner 1, box corner 2
+
     def __init__(self, inner: PromptEncoder) -> None:
         super().__init__(inner)
 
@@ -123,8 +125,37 @@ class OfficialPromptEncoder(SharedModule):
 class OfficialMaskDecoder(SharedModule):
     """The official `MaskDecoder`: keyword names as the official ones, a plain 4-tuple back."""
 
+    # the official switches, as every released checkpoint sets them
+    num_multimask_outputs = 3
+    pred_obj_scores = True
+    use_high_res_features = True
+    use_multimask_token_for_obj_ptr = True
+
     def __init__(self, inner: MaskDecoder) -> None:
         super().__init__(inner)
+
+    def predict_masks(
+        self,
+        image_embeddings: Tensor,
+        image_pe: Tensor,
+        sparse_prompt_embeddings: Tensor,
+        dense_prompt_embeddings: Tensor,
+        repeat_image: bool,
+        high_res_features: list[Tensor] | tuple[Tensor, Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """All 4 mask tokens' outputs, in the official argument order: (masks (B, 4, 4h, 4w),
+        iou_pred (B, 4), mask_tokens_out (B, 4, C), object_score_logits (B, 1))."""
+        if high_res_features is None or len(high_res_features) != 2:
+            raise ValueError("high_res_features must be the stride-4 and stride-8 features")
+        out = self._inner.predict_masks(
+            image_embeddings,
+            image_pe,
+            sparse_prompt_embeddings,
+            dense_prompt_embeddings,
+            tuple(high_res_features),
+            repeat_image,
+        )
+        return tuple(out)  # type: ignore[return-value]
 
     def forward(
         self,
@@ -170,8 +201,15 @@ class OfficialMaskDecoder(SharedModule):
 class OfficialMemoryAttention(SharedModule):
     """The official `MemoryAttention`: sequence-first tensors, `curr` a tensor or a list of one."""
 
+    batch_first = True  # inside the layers (the official config's setting)
+    pos_enc_at_input = True
+
     def __init__(self, inner: MemoryAttention) -> None:
         super().__init__(inner)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
 
     def forward(
         self,
