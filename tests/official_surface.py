@@ -239,6 +239,10 @@ def image_helpers(
     out: dict[str, np.ndarray] = {}
     t = {k: torch.from_numpy(v) for k, v in inp.items()}
     predictor = predictor_cls(model)
+    names = set(vars(predictor))
+    for cls in type(predictor).__mro__[:-1]:  # its classes, `object` excluded
+        names |= set(vars(cls))
+    out["names"] = np.array(sorted(n for n in names if not n.startswith("__")))
     s = model.image_size  # the official predictor assumes 1024; the micro model is 256
     predictor._bb_feat_sizes = [(s // 4, s // 4), (s // 8, s // 8), (s // 16, s // 16)]
     image = inp["rgb"]
