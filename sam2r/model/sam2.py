@@ -15,6 +15,7 @@ Images: `prompt_and_decode` (prompts -> masks). Many prompts on one image (every
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -231,6 +232,7 @@ class SAM2Model(nn.Module):
         point_labels: Tensor | None = None,
         mask_input: Tensor | None = None,
         multimask_output: bool = False,
+        select: Callable[[Tensor, Tensor], Tensor] | None = None,
     ) -> FrameOutput:
         """The SAM heads on memory-conditioned features of B objects.
 
@@ -241,6 +243,9 @@ class SAM2Model(nn.Module):
             point_labels: (B, P).
             mask_input: (B, 1, H, W) mask logits, resized to S/4 when needed, or None.
             multimask_output: 3 candidates, keep the best by predicted IoU.
+            select: with `multimask_output`, picks the candidate to keep instead:
+                (B, M, S/4, S/4) candidate logits (absent objects at NO_OBJ_SCORE), (B, M)
+                predicted IoUs -> (B,) int64 indices (None: the best predicted IoU).
         """
         b = pix_feat.shape[0]
         if point_coords is None:
@@ -264,7 +269,7 @@ class SAM2Model(nn.Module):
 
         token = out.tokens[:, 0]
         if multimask_output:
-            best = torch.argmax(out.iou, dim=-1)
+            best = torch.argmax(out.iou, dim=-1) if select is None else select(multimasks, out.iou)
             rows = torch.arange(b, device=pix_feat.device)
             low_res = multimasks[rows, best].unsqueeze(1)
             if out.tokens.shape[1] > 1:

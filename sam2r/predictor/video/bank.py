@@ -19,6 +19,8 @@ objects, input checks and results (`sam2r.predictor.video.VideoPredictor`, the o
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -26,6 +28,9 @@ from sam2r.config import SAM2Config
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.video.frame_step import encode_mask_memory, frame_features, run_frame
 from sam2r.predictor.video.session import FrameState, ObjectTrack, PointPrompt, VideoSession
+
+if TYPE_CHECKING:
+    from sam2r.predictor.video.selection import MemorySelection
 
 
 def interaction_mode(track: ObjectTrack, frame_idx: int) -> tuple[bool, bool]:
@@ -129,16 +134,20 @@ def track_step(
     frame_idx: int,
     reverse: bool,
     fill_hole_area: int,
+    selection: MemorySelection | None = None,
 ) -> FrameState:
     """One object's output on a propagated frame, marking the frame tracked.
 
     A prompted (conditioning) frame keeps its output; any other frame is segmented from the
-    object's memory and filed as a tracked frame, with its memory encoded.
+    object's memory and filed as a tracked frame, with its memory encoded. An opt-in memory
+    `selection` (None: official) also sees every frame (`sam2r.predictor.video.selection`).
     """
     state = track.cond_outputs.get(frame_idx)
     if state is not None:  # a prompted frame: its output is already there
         if model.cfg.clear_non_cond_mem_around_input:
             clear_memory_around(track, frame_idx, model.cfg)
+        if selection is not None:
+            selection.observe_prompt(track, frame_idx, state, model.cfg)
     else:
         state = run_frame(
             model,
@@ -149,6 +158,7 @@ def track_step(
             reverse=reverse,
             encode_memory=True,
             fill_hole_area=fill_hole_area,
+            selection=selection,
         )
         track.non_cond_outputs[frame_idx] = state
     track.tracked[frame_idx] = reverse

@@ -16,6 +16,8 @@ user-facing masks (`sam2r.predictor.video.results`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
 
@@ -23,6 +25,9 @@ from sam2r.model.sam2 import ImageFeatures, SAM2Model
 from sam2r.ops.masks import fill_holes_in_mask_scores
 from sam2r.predictor.video.memory import plan_memory
 from sam2r.predictor.video.session import FrameState, ObjectTrack, PointPrompt, VideoSession
+
+if TYPE_CHECKING:
+    from sam2r.predictor.video.selection import MemorySelection
 
 
 def frame_features(model: SAM2Model, session: VideoSession, frame_idx: int) -> ImageFeatures:
@@ -48,6 +53,7 @@ def run_frame(
     points: PointPrompt | None = None,
     mask: Tensor | None = None,
     prev_logits: Tensor | None = None,
+    selection: MemorySelection | None = None,
 ) -> FrameState:
     """Segment one object on one frame (memory read, SAM heads, optionally memory write).
 
@@ -63,6 +69,8 @@ def run_frame(
         points: clicks and box corners, (1, P, 2) / (1, P) in model-input pixels.
         mask: a (1, 1, S, S) mask prompt, taken as the output itself.
         prev_logits: (1, 1, S/4, S/4) logits of the previous mask, refined by `points`.
+        selection: an opt-in memory mode for a tracked frame (None: the official memory):
+            it plans the memory read, chooses the candidate and files the output.
 
     Returns:
         the object's `FrameState` on the frame, attached to the session's spill pool.
@@ -74,7 +82,7 @@ def run_frame(
         if is_init:
             pix = model.no_memory(feats)
         else:
-            pix = condition_on_memory(model, session, track, feats, frame_idx, reverse)
+            pix = condition_on_memory(model, session, track, feats, frame_idx, reverse, selection)
         num_points = 0 if points is None else points.labels.shape[1]
         out = model.decode_frame(
             pix,
@@ -83,6 +91,7 @@ def run_frame(
             None if points is None else points.labels,
             mask_input=prev_logits,
             multimask_output=model.use_multimask(is_init, num_points),
+            select=None if selection is None else selection.chooser(track, model.cfg),
         )
     maskmem = None
     if encode_memory:
@@ -97,12 +106,15 @@ def run_frame(
     low_res = out.low_res_masks
     if fill_hole_area > 0:
         low_res = fill_holes_in_mask_scores(low_res, fill_hole_area)
-    return FrameState(
+    state = FrameState(
         low_res_masks=low_res.to(session.storage_device),
         obj_ptr=out.obj_ptr,
         object_score_logits=out.object_score_logits,
         maskmem_features=maskmem,
     ).attach(session.pool)
+    if selection is not None and mask is None:
+        selection.observe(track, frame_idx, out, state, model.cfg)
+    return state
 
 
 def condition_on_memory(
@@ -112,25 +124,30 @@ def condition_on_memory(
     feats: ImageFeatures,
     frame_idx: int,
     reverse: bool,
+    selection: MemorySelection | None = None,
 ) -> Tensor:
-    """(1, C, h, w) features of the frame after attending to the object's memory."""
+    """(1, C, h, w) features of the frame after attending to the object's memory (the
+    official plan, or that of an opt-in `selection` mode)."""
     cfg, device = model.cfg, model.device
     if feats.memory_queries is None:
         # computed once per frame and cached with its features: every object starts from it
         feats = session.precision.run(model.with_memory_queries, feats)
         session.cache_features(frame_idx, feats)
-    plan = plan_memory(
-        frame_idx,
-        reverse,
-        track.cond_outputs,
-        track.non_cond_outputs,
-        session.memory_horizon,
-        num_maskmem=cfg.num_maskmem,
-        stride=cfg.memory_temporal_stride_for_eval,
-        max_cond_frames=cfg.max_cond_frames_in_attn,
-        max_obj_ptrs=cfg.max_obj_ptrs_in_encoder,
-        signed_ptr_distance=cfg.use_signed_tpos_enc_to_obj_ptrs,
-    )
+    if selection is not None:
+        plan = selection.plan(frame_idx, reverse, track, session.memory_horizon, cfg)
+    else:
+        plan = plan_memory(
+            frame_idx,
+            reverse,
+            track.cond_outputs,
+            track.non_cond_outputs,
+            session.memory_horizon,
+            num_maskmem=cfg.num_maskmem,
+            stride=cfg.memory_temporal_stride_for_eval,
+            max_cond_frames=cfg.max_cond_frames_in_attn,
+            max_obj_ptrs=cfg.max_obj_ptrs_in_encoder,
+            signed_ptr_distance=cfg.use_signed_tpos_enc_to_obj_ptrs,
+        )
     tokens, pos = [], []
     for t_pos, state in plan.spatial:
         assert state.maskmem_features is not None and session.maskmem_pos is not None

@@ -62,6 +62,7 @@ from sam2r.predictor.video.checks import (
 )
 from sam2r.predictor.video.prompts import check_obj_id, mask_prompt, point_prompt
 from sam2r.predictor.video.results import frame_result
+from sam2r.predictor.video.selection import MemorySelection, make_selection
 from sam2r.predictor.video.session import (
     FrameResult,
     FrameState,
@@ -96,6 +97,12 @@ class VideoPredictor:
             its agreement with float32); refused with a `ValueError` where it would be slower.
             Results are float32 either way; memories are stored in bfloat16 in both modes, as
             the official code does.
+        memory: which frames each tracked frame remembers and which candidate mask it keeps:
+            "official" (default: the official numbers), or the opt-in "motion" (Kalman-filtered
+            boxes weigh the candidates and gate the memory) or "distractor" (a small bank of
+            frames with a look-alike is read too); both keep a lost object's last good
+            memories until it re-appears. A `MemorySelection` sets their thresholds. See
+            `sam2r.predictor.video.selection`.
     """
 
     def __init__(
@@ -107,6 +114,7 @@ class VideoPredictor:
         check_bounds: bool = True,
         pack_weights: bool = True,
         precision: str | Precision = "fp32",
+        memory: str | MemorySelection = "official",
     ) -> None:
         if not isinstance(model, SAM2Model):
             raise TypeError(f"model must be a sam2r SAM2Model, got {type(model).__name__}")
@@ -121,6 +129,8 @@ class VideoPredictor:
         ):
             raise ValueError(f"feature_cache_size must be an int >= 1, got {feature_cache_size!r}")
         self.precision = resolve_precision(precision, model.device)
+        self.selection = make_selection(memory)  # None: the official memory
+        self.memory = "official" if self.selection is None else self.selection.mode
         self.model = model
         if model.device.type == "cpu":
             tune_malloc()  # large blocks reused, not page-faulted afresh (see allocator.py)
@@ -495,6 +505,9 @@ class VideoPredictor:
         check_max_frames(max_frame_num_to_track)
         with torch.inference_mode():
             commit_prompts(self.model, session)
+        if self.selection is not None:  # a new pass: the mode's memory starts from the prompts
+            for track in session.objects.values():
+                self.selection.reset(track)
         order = propagation_order(session, start_frame_idx, max_frame_num_to_track, bool(reverse))
         return self._track_frames(session, order, bool(reverse))
 
@@ -509,7 +522,15 @@ class VideoPredictor:
                     "objects were added or removed while propagating; call propagate() again"
                 )
             states = [
-                track_step(self.model, session, track, frame_idx, reverse, self.fill_hole_area)
+                track_step(
+                    self.model,
+                    session,
+                    track,
+                    frame_idx,
+                    reverse,
+                    self.fill_hole_area,
+                    self.selection,
+                )
                 for track in tracks
             ]
             yield self._result(session, frame_idx, states)

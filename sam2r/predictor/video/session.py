@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,6 +30,9 @@ from sam2r.io.frames import FrameSource
 from sam2r.model.sam2 import ImageFeatures
 from sam2r.predictor.precision import Precision
 from sam2r.predictor.video.spill import SpilledTensor, SpillPool, tensor_bytes
+
+if TYPE_CHECKING:
+    from sam2r.predictor.video.selection import ObjectMemory
 
 
 @dataclass(eq=False)
@@ -143,6 +147,8 @@ class ObjectTrack:
     temp_cond_outputs: dict[int, FrameState] = field(default_factory=dict)
     temp_non_cond_outputs: dict[int, FrameState] = field(default_factory=dict)
     tracked: dict[int, bool] = field(default_factory=dict)  # frame -> tracked in reverse
+    # state of an opt-in memory mode (`sam2r.predictor.video.selection`); None in "official"
+    selection: ObjectMemory | None = None
 
     def temp_outputs(self, is_cond: bool) -> dict[int, FrameState]:
         return self.temp_cond_outputs if is_cond else self.temp_non_cond_outputs
@@ -172,6 +178,7 @@ class ObjectTrack:
             self.tracked,
         ):
             d.clear()
+        self.selection = None
 
 
 @dataclass(eq=False)
