@@ -97,3 +97,14 @@ def test_refusals(model: SAM2Model, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="live"):
         predictor.save_session(live, tmp_path / "l.pt")
     assert not (tmp_path / "t.pt").exists() and not (tmp_path / "l.pt").exists()
+
+
+def test_opt_in_memory_modes_are_refused(model: SAM2Model, tmp_path: Path) -> None:
+    predictor = VideoPredictor(model, memory="motion")
+    s = predictor.init_session(VIDEO)
+    predictor.add_points(s, 0, 1, points=[[58, 84]], labels=[1])
+    for _ in predictor.propagate(s, max_frame_num_to_track=2):
+        pass
+    with pytest.raises(ValueError, match="memory mode"):
+        predictor.save_session(s, tmp_path / "s.pt")
+    assert not (tmp_path / "s.pt").exists()

@@ -77,6 +77,12 @@ def save_session(
             "a live session (init_stream) cannot be saved: its past frames are gone; "
             "save the session of a video opened with init_session"
         )
+    if any(getattr(t, "selection", None) is not None for t in session.objects.values()):
+        raise ValueError(
+            "this session was tracked with an opt-in memory mode (memory='motion' or "
+            "'distractor'), whose per-object state session files do not hold yet; save "
+            "sessions of the default memory='official'"
+        )
     for obj_id in session.objects:
         if isinstance(obj_id, bool) or not isinstance(obj_id, (int, str)):
             raise ValueError(f"only int or str object ids can be saved, got {obj_id!r}")
