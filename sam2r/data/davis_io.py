@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from sam2r.data.looks import LOOKS
+from sam2r.data.scenarios import SCENARIOS, make_scenario_video
 from sam2r.data.synthetic import SynthConfig, SynthVideo, make_image, make_video, split_seed
 from sam2r.io.masks import read_palette_png, write_palette_png
 
@@ -85,9 +86,12 @@ def write_davis(
     return names
 
 
-def _videos(cfg: SynthConfig, seeds: dict[str, int]) -> Iterator[SynthVideo]:
+def _videos(cfg: SynthConfig, seeds: dict[str, int], scenario: str | None) -> Iterator[SynthVideo]:
     for name, seed in seeds.items():
-        yield replace(make_video(seed, cfg), name=name)
+        video = (
+            make_video(seed, cfg) if scenario is None else make_scenario_video(seed, scenario, cfg)
+        )
+        yield replace(video, name=name)
 
 
 def write_dataset(
@@ -97,12 +101,14 @@ def write_dataset(
     cfg: SynthConfig = SynthConfig(),  # noqa: B008 (frozen: a shared default is safe)
     seed: int = 0,
     val_look: str | None = None,
+    scenario: str | None = None,
 ) -> Path:
     """Write `num_train` + `num_val` synthetic videos as a DAVIS 2017 dataset under `root`.
 
     Sequences are `train_00000`, ... and `val_00000`, ...; video i of a split uses seed
     `split_seed(seed, split, i)`, so the splits never share a video and the same arguments
     give the same files. `val_look` gives the validation split another look (e.g. "unseen").
+    `scenario` makes every video a hard case of `sam2r.data.scenarios` (one annotated target).
     `ROOT/synth.json` records the config, the looks and every sequence's seed.
 
     Returns:
@@ -115,13 +121,20 @@ def write_dataset(
         raise ValueError(f"seed must be >= 0, got {seed}")
     if val_look is not None and val_look not in LOOKS:
         raise ValueError(f"val_look={val_look!r} is unknown; choose one of {sorted(LOOKS)}")
+    if scenario is not None and scenario not in SCENARIOS:
+        raise ValueError(f"scenario={scenario!r} is unknown; choose one of {SCENARIOS} or None")
     root = Path(root)
     configs = {"train": cfg, "val": replace(cfg, look=val_look) if val_look else cfg}
     counts = {"train": num_train, "val": num_val}
-    record: dict[str, object] = {"config": asdict(cfg), "seed": seed, "splits": {}}
+    record: dict[str, object] = {
+        "config": asdict(cfg),
+        "seed": seed,
+        "scenario": scenario,
+        "splits": {},
+    }
     for split, split_cfg in configs.items():
         seeds = {f"{split}_{i:05d}": split_seed(seed, split, i) for i in range(counts[split])}
-        write_davis(root, _videos(split_cfg, seeds), split)
+        write_davis(root, _videos(split_cfg, seeds, scenario), split)
         record["splits"][split] = {"look": split_cfg.look, "seeds": seeds}  # type: ignore[index]
     (root / "synth.json").write_text(json.dumps(record, indent=1))
     return root
