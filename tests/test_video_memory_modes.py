@@ -361,3 +361,21 @@ def test_mode_streams_with_bounded_state(bundled: sam2r.SAM2Model, mode: str) ->
         assert len(ms.distractors) <= MemorySelection(mode).distractor_slots
     assert (r.object_score_logits > 0).all()
     assert ms.memories and ms.memories[-1][0] > 10  # it kept learning along the stream
+
+
+@pytest.mark.parametrize("command", ["video", "vos-infer"])
+def test_memory_flag_on_the_command_line(tmp_path: Path, command: str) -> None:
+    from sam2r.cli.main import main
+
+    if command == "video":
+        args = [str(CLIP), "--mask", str(FIRST_MASKS), "--max-frames", "3", "--no-overlay"]
+        args += ["--memory", "motion", "--out", str(tmp_path)]
+        assert main(["video", *args]) == 0
+        assert len(list((tmp_path / "masks").glob("*.png"))) == 3
+    else:
+        data = REPO / "examples" / "synth_davis"
+        args = ["--data", str(data), "--out", str(tmp_path), "--quiet", "--memory", "distractor"]
+        assert main(["vos-infer", *args]) == 0
+        assert len(list(tmp_path.rglob("*.png"))) == 32  # 2 sequences x 16 frames
+    with pytest.raises(SystemExit):
+        main([command, "--memory", "samurai", "--out", str(tmp_path)])

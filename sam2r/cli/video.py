@@ -59,7 +59,10 @@ def make_predictor(args: argparse.Namespace) -> Any:
     """The `VideoPredictor` of a run (its model from --model / --checkpoint / --config)."""
     from sam2r.predictor.video import VideoPredictor
 
+    memory = getattr(args, "memory", "official")
     if getattr(args, "onnx", None) is not None:  # an exported model (sam2r.cli.export)
+        if memory != "official":
+            raise CliError(f"--memory {memory} needs the torch model; drop --onnx or --memory")
         return onnx_video_predictor(args)
     model = load_model(args.model, args.checkpoint, args.device, args.config)
     precision = precision_of(args, model.device)
@@ -69,6 +72,7 @@ def make_predictor(args: argparse.Namespace) -> Any:
             fill_hole_area=args.fill_hole_area,
             non_overlap_masks=True if args.non_overlap else None,
             precision=precision,
+            memory=memory,
         )
     except ValueError as e:
         raise CliError(str(e).replace("fill_hole_area", "--fill-hole-area")) from None
@@ -257,6 +261,18 @@ def cmd_video(args: argparse.Namespace) -> int:
     return run_video(args, prompts)
 
 
+def add_memory_arg(parser: argparse.ArgumentParser) -> None:
+    """--memory: the video predictor's memory mode (`sam2r.predictor.video.selection`)."""
+    parser.add_argument(
+        "--memory",
+        choices=("official", "motion", "distractor"),
+        default="official",
+        help="memory selection: official (default, the official numbers), motion (Kalman-"
+        "filtered boxes pick the candidate and gate the memory) or distractor (also remembers "
+        "frames with a look-alike); both keep a lost object's last good memories",
+    )
+
+
 def add_video_parser(
     sub: Any, model_args: Callable[[argparse.ArgumentParser], None]
 ) -> argparse.ArgumentParser:
@@ -304,6 +320,7 @@ def add_video_parser(
     vp.add_argument(
         "--non-overlap", action="store_true", help="one object per pixel in the returned masks"
     )
+    add_memory_arg(vp)
     vp.add_argument(
         "--overlay",
         action=argparse.BooleanOptionalAction,

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from sam2r.cli.common import CliError, load_model, precision_of
+from sam2r.cli.video import add_memory_arg
 
 _DIST_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
 
@@ -146,6 +147,7 @@ def _run_shard(
         fill_hole_area=args.fill_hole_area,
         non_overlap_masks=False,
         precision=precision_of(args, model.device),
+        memory=args.memory,
     )
     done = skipped = frames = 0
     with _progress(sum(counts[n] for n in mine), dist, args.quiet) as bar:
@@ -266,6 +268,7 @@ def add_vos_parser(
         help="skip sequences whose output folder has a PNG for every frame",
     )
     vp.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_memory_arg(vp)
     model_args(vp)
     vp.set_defaults(func=cmd_vos)
     return vp
