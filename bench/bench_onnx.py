@@ -119,6 +119,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="rounds of every side (medians)")
     ap.add_argument("--reference", default=str(DEFAULT_REF))
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "onnx.json"))
     args = ap.parse_args()
     cfg = str(FIXTURES / "configs" / f"{args.config}.json")
     sides = {"pair": sys.executable}  # sam2r's torch and ONNX paths, interleaved
@@ -156,7 +157,7 @@ def main() -> None:
                     entry[f"{what}_onnx_over_official"] = figs["onnx"][what] / ref
                     entry[f"{what}_sam2r_over_official"] = figs["sam2r"][what] / ref
             result[f"{n_obj}_objects"] = entry
-    path = ROOT / "bench" / "results" / "onnx.json"
+    path = Path(args.out)
     path.write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 
