@@ -214,7 +214,6 @@ class MemorySelection:
         choice = ms.choice
         if choice is None:  # single-mask output: the chooser was not asked
             choice = self.choose(out.low_res_masks[0], out.iou[0, :1], None)
-            choice.index = 0
         ms.choice = None
         score = float(out.object_score_logits.reshape(-1)[0])
         box = choice.boxes[choice.index]
