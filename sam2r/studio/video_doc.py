@@ -50,7 +50,7 @@ class FramePrompts:
 class FrameMasks:
     """What the page shows of one frame."""
 
-    objects: dict[int, dict[str, Any]]  # id -> {"mask": run lengths, "score": logit}
+    objects: dict[int, dict[str, Any]]  # id -> {"mask": run lengths (int32 array), "score"}
     labels: bytes  # zlib of the (H, W) uint8 label map
     hw: tuple[int, int]
 
@@ -292,7 +292,9 @@ class VideoDoc:
         for oid, score, mask in zip(result.obj_ids, scores, binary, strict=True):
             if score <= -1000:  # no output of this object on this frame
                 continue
-            objects[int(oid)] = {"mask": encode_mask(mask & (score > 0)), "score": round(score, 4)}
+            enc = encode_mask(mask & (score > 0))
+            enc["counts"] = np.asarray(enc["counts"], np.int32)  # 4 bytes a run, not a PyObject
+            objects[int(oid)] = {"mask": enc, "score": round(score, 4)}
         labels = label_map(result.masks, result.object_score_logits, result.obj_ids)
         self.store[result.frame_idx] = FrameMasks(
             objects, zlib.compress(labels.tobytes()), labels.shape
@@ -303,7 +305,7 @@ class VideoDoc:
         with self.lock:
             frame = self.check_frame(frame)
             fm = self.store.get(frame)
-            objs = [] if fm is None else [{"id": k, **v} for k, v in fm.objects.items()]
+            objs = [] if fm is None else [_for_page(k, v) for k, v in fm.objects.items()]
             prompts = [
                 {"id": oid, "points": fp.points, "box": fp.box}
                 for (oid, f), fp in self.prompts.items()
@@ -351,7 +353,7 @@ class VideoDoc:
                 "history": [list(h) for h in self.history],
                 "store": {
                     str(f): {
-                        "objects": {str(k): v for k, v in fm.objects.items()},
+                        "objects": {str(k): _for_page(k, v) for k, v in fm.objects.items()},
                         "labels": base64.b64encode(fm.labels).decode("ascii"),
                     }
                     for f, fm in self.store.items()
@@ -370,7 +372,7 @@ class VideoDoc:
             self.history = [(int(h[0]), int(h[1]), str(h[2]), h[3]) for h in meta["history"]]
             self.store = {
                 int(f): FrameMasks(
-                    {int(k): v for k, v in d["objects"].items()},
+                    {int(k): _stored(v) for k, v in d["objects"].items()},
                     base64.b64decode(d["labels"]),
                     self.hw,
                 )
@@ -381,3 +383,15 @@ class VideoDoc:
 def _labels(fm: FrameMasks) -> np.ndarray:
     """The (H, W) label map of a stored frame."""
     return np.frombuffer(zlib.decompress(fm.labels), np.uint8).reshape(fm.hw).copy()
+
+
+def _for_page(oid: int, entry: dict[str, Any]) -> dict[str, Any]:
+    """A stored object entry as JSON values."""
+    mask = dict(entry["mask"], counts=entry["mask"]["counts"].tolist())
+    return {"id": oid, "mask": mask, "score": entry["score"]}
+
+
+def _stored(entry: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of `_for_page` (for projects)."""
+    mask = dict(entry["mask"], counts=np.asarray(entry["mask"]["counts"], np.int32))
+    return {"mask": mask, "score": entry["score"]}
