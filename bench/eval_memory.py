@@ -11,9 +11,10 @@ first-frame ground-truth mask, propagates it with `VideoPredictor(memory=mode)` 
 Each video's image features are computed once and handed to every mode's session (the modes
 differ only after the encoder), and the modes run one after another on each video, so the time
 per frame of each mode is measured on the same frames under the same load (the mode that goes
-first rotates from video to video): `ms/object-frame` is the median over videos of the memory
-attention + heads + memory encoder + the mode's policy, per object and frame; the image
-encoder's time per frame is reported once beside it.
+first rotates from video to video). `vs official` is the mean J&F difference to the official
+mode over the same objects, with its standard error; `ms/object-frame` is the median over
+videos of the memory attention + heads + memory encoder + the mode's policy, per object and
+frame; the image encoder's time per frame is reported once beside it.
 
 Results go to `bench/results/memory_modes.json` and stdout.
 """
@@ -138,15 +139,22 @@ def main(argv: list[str] | None = None) -> int:
                 for mode in MODES[k % len(MODES) :] + MODES[: k % len(MODES)]:
                     s, w = track(predictors[mode], seq, feats, Path(tmp) / f"pred_{mode}")
                     per_video[mode].append(1000 * s / max(w, 1))
-            rows = {}
+            rows, per_object = {}, {}
             for mode in MODES:
                 res = evaluate(root, Path(tmp) / f"pred_{mode}", "davis", sequences=names)
                 g = {k: round(100 * float(v), 1) for k, v in res.global_stats().items()}
                 g["ms/object-frame"] = round(float(np.median(per_video[mode])), 1)
+                per_object[mode] = np.array([100 * o.jf_mean for o in res.objects])
+                diff = per_object[mode] - per_object["official"]
+                # paired over the same objects: mean difference and its standard error
+                g["vs official"] = round(float(diff.mean()), 1)
+                g["vs official s.e."] = round(float(diff.std(ddof=1) / np.sqrt(len(diff))), 1)
                 rows[mode] = g
             report["scenarios"][scenario] = rows
             line = "  ".join(
-                f"{m} {rows[m]['J&F-Mean']:5.1f} ({rows[m]['ms/object-frame']} ms)" for m in MODES
+                f"{m} {rows[m]['J&F-Mean']:5.1f} ({rows[m]['vs official']:+.1f} "
+                f"± {rows[m]['vs official s.e.']}, {rows[m]['ms/object-frame']} ms)"
+                for m in MODES
             )
             print(f"{scenario:10s} {line}", flush=True)
     report["encoder ms/frame"] = round(1000 * enc_seconds / max(enc_frames, 1), 1)
