@@ -4,6 +4,7 @@ video prompts on the torch `VideoPredictor` and on the `OnnxVideoTracker`."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,20 +22,23 @@ def bundled_model() -> Any:
 
 
 @functools.cache
-def parity_model() -> Any:
-    """The parity fixtures' micro config with the synthetic weights."""
+def parity_model(overrides: tuple[str, ...] = ()) -> Any:
+    """The parity fixtures' micro config with the synthetic weights (and official
+    `++model.x=value` overrides, e.g. a video knob)."""
     from conftest import synthetic_model
 
-    return synthetic_model("micro")
+    return synthetic_model("micro", overrides)
 
 
 @functools.cache
-def exported(which: str) -> Path:
-    """The folder of an exported model ("bundled" or "parity"), exported once per process."""
+def exported(which: str, overrides: tuple[str, ...] = ()) -> Path:
+    """The folder of an exported model ("bundled" or "parity", the latter with `overrides`),
+    exported once per process."""
     from sam2r.onnx import export
 
-    model = bundled_model() if which == "bundled" else parity_model()
-    out = Path(_TMP.name) / which
+    model = bundled_model() if which == "bundled" else parity_model(overrides)
+    tag = "_" + hashlib.sha1("\n".join(overrides).encode()).hexdigest()[:8] if overrides else ""
+    out = Path(_TMP.name) / f"{which}{tag}"
     export(model, out)
     return out
 
@@ -46,8 +50,9 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def replay(ops: list[dict[str, Any]], predictor: Any, session: Any) -> list[tuple]:
-    """Run prompt / propagation ops on a torch predictor or an ONNX tracker (same method
-    names); every returned or yielded frame as (op index, frame, obj_ids, masks, scores)."""
+    """Run prompt / clear / remove / propagation ops on a torch predictor or an ONNX tracker
+    (same method names); every returned or yielded frame as (op index, frame, obj_ids, masks,
+    scores)."""
     out = []
 
     def keep(i: int, r: Any) -> None:
@@ -73,6 +78,12 @@ def replay(ops: list[dict[str, Any]], predictor: Any, session: Any) -> list[tupl
             )
         elif kind == "mask":
             keep(i, predictor.add_mask(session, op["frame_idx"], op["obj_id"], op["mask"]))
+        elif kind == "clear":
+            r = predictor.clear_prompts_in_frame(session, op["frame_idx"], op["obj_id"])
+            keep(i, r)
+        elif kind == "remove":
+            for r in predictor.remove_object(session, op["obj_id"]):
+                keep(i, r)
         elif kind == "propagate":
             for r in predictor.propagate(
                 session,

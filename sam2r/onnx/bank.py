@@ -10,7 +10,8 @@ official `sam2==1.1.0` rules), restated here because those modules import torch:
 * `plan_memory`: the spatial memories (conditioning frames at temporal slot 0, the last
   `num_maskmem - 1` tracked frames at slots 1..) and object pointers (with their temporal
   distances) one frame reads;
-* `interaction_mode`, `prune`: how a prompt on a frame runs, and what a stream can forget.
+* `interaction_mode`, `clear_prompts`, `prune`: how a prompt on a frame runs, what clearing
+  a frame's prompts leaves, and what a stream can forget.
 
 What is left to others: running the graphs and ordering the work (`sam2r.onnx.tracker`).
 """
@@ -57,6 +58,10 @@ class Track:
             if frame_idx in d:
                 return d[frame_idx]
         return None
+
+    def prompted_frames(self) -> list[int]:
+        """Frames with clicks, a box or a mask for this object, in ascending order."""
+        return sorted(set(self.points) | set(self.masks))
 
 
 def interaction_mode(track: Track, frame_idx: int) -> tuple[bool, bool]:
@@ -145,6 +150,19 @@ def plan_memory(
         if out is not None:
             pointers.append((step, out))
     return Plan(spatial, pointers, max_ptrs)
+
+
+def clear_prompts(track: Track, frame_idx: int) -> None:
+    """Forget one object's prompts and pending outputs on a frame; a conditioning output there
+    stays as a tracked frame's output (no longer marked tracked) until propagation redoes it."""
+    track.points.pop(frame_idx, None)
+    track.masks.pop(frame_idx, None)
+    track.temp_cond.pop(frame_idx, None)
+    track.temp_non_cond.pop(frame_idx, None)
+    out = track.cond.pop(frame_idx, None)
+    if out is not None:
+        track.non_cond[frame_idx] = out
+        track.tracked.pop(frame_idx, None)
 
 
 def clear_memory_around(track: Track, frame_idx: int, cfg: dict[str, Any]) -> None:

@@ -74,6 +74,25 @@ def check_frame(session: OnnxSession, frame_idx: Any) -> int:
     return int(frame_idx)
 
 
+def check_obj_id(obj_id: Any) -> Hashable:
+    """An object id as the session keys it (numpy integers become int, as the torch predictor)."""
+    if isinstance(obj_id, np.integer):
+        return int(obj_id)
+    if obj_id is None or not isinstance(obj_id, Hashable) or isinstance(obj_id, float):
+        raise TypeError(f"obj_id must be an int (or another hashable id), got {obj_id!r}")
+    return obj_id
+
+
+def get_track(session: OnnxSession, obj_id: Any) -> Track:
+    """The track of a known object (ValueError naming the known ids otherwise)."""
+    obj_id = check_obj_id(obj_id)
+    if obj_id not in session.objects:
+        raise ValueError(
+            f"unknown object id {obj_id!r}; objects in this session: {session.obj_ids}"
+        )
+    return session.objects[obj_id]
+
+
 def point_prompt(
     session: OnnxSession,
     image_size: int,

@@ -30,6 +30,7 @@ from sam2r.onnx.bank import (
     State,
     Track,
     clear_memory_around,
+    clear_prompts,
     interaction_mode,
     plan_memory,
     prompt_is_cond,
@@ -49,7 +50,9 @@ from sam2r.onnx.session import (
     OnnxFrameResult,
     OnnxSession,
     check_frame,
+    check_obj_id,
     frame_result,
+    get_track,
     mask_prompt,
     point_prompt,
 )
@@ -100,9 +103,57 @@ class OnnxVideoTracker:
         """Remove every object, prompt and output."""
         session.objects.clear()
 
-    def remove_object(self, session: OnnxSession, obj_id: Hashable) -> None:
-        """Remove an object (the others' outputs are unchanged)."""
-        session.objects.pop(obj_id, None)
+    def remove_object(
+        self,
+        session: OnnxSession,
+        obj_id: Hashable,
+        strict: bool = False,
+        need_output: bool = True,
+    ) -> list[OnnxFrameResult]:
+        """Remove an object; the other objects' outputs are unchanged (as
+        `VideoPredictor.remove_object`).
+
+        Args:
+            session: from `init_session` or `init_stream`.
+            obj_id: the object to remove.
+            strict: raise `ValueError` for an unknown id (else do nothing).
+            need_output: return the masks of the frames where the object had prompts.
+
+        Returns:
+            the remaining objects' masks on each frame the object was prompted on (ascending),
+            empty when nothing is left or `need_output` is False.
+        """
+        obj_id = check_obj_id(obj_id)
+        if obj_id not in session.objects:
+            if strict:
+                get_track(session, obj_id)  # raises ValueError naming the known ids
+            return []
+        track = session.objects.pop(obj_id)
+        if not session.objects or not need_output:
+            return []
+        return [self._consolidated(session, t) for t in track.prompted_frames()]
+
+    def clear_prompts_in_frame(
+        self, session: OnnxSession, frame_idx: int, obj_id: Hashable, need_output: bool = True
+    ) -> OnnxFrameResult | None:
+        """Remove one object's clicks, box and mask on a frame (as
+        `VideoPredictor.clear_prompts_in_frame`).
+
+        The frame's output of that object stays, as a tracked (non-conditioning) frame, until
+        the next propagation recomputes it. Returns every object's masks on the frame (None
+        when `need_output` is False).
+        """
+        frame_idx = check_frame(session, frame_idx)
+        clear_prompts(get_track(session, obj_id), frame_idx)
+        return self._consolidated(session, frame_idx) if need_output else None
+
+    def _consolidated(self, session: OnnxSession, frame_idx: int) -> OnnxFrameResult:
+        """Every object's newest output on a frame (pending conditioning outputs first when
+        any object has one there)."""
+        tracks = list(session.objects.values())
+        is_cond = any(frame_idx in t.temp_cond for t in tracks)
+        states = [t.latest(frame_idx, is_cond) for t in tracks]
+        return frame_result(session, frame_idx, states, self.non_overlap)
 
     def track(self, session: OnnxSession, frame: np.ndarray | Image.Image) -> OnnxFrameResult:
         """Add the next frame of a stream and track every prompted object on it."""
@@ -136,6 +187,7 @@ class OnnxVideoTracker:
         """Clicks and / or a box for one object on one frame (as `VideoPredictor.add_points`);
         returns every object's masks on that frame."""
         frame_idx = check_frame(session, frame_idx)
+        obj_id = check_obj_id(obj_id)
         coords, labs = point_prompt(
             session, self.model.image_size, points, labels, box, clear_old_points, normalize_coords
         )
@@ -155,6 +207,7 @@ class OnnxVideoTracker:
     ) -> OnnxFrameResult:
         """A mask (H, W) for one object on one frame, taken as the output itself."""
         frame_idx = check_frame(session, frame_idx)
+        obj_id = check_obj_id(obj_id)
         m = mask_prompt(session, self.model.image_size, mask)
         track = session.objects.setdefault(obj_id, Track(obj_id))
         track.masks[frame_idx] = m[0, 0]
