@@ -98,7 +98,8 @@ def test_remove_object_matches_video_predictor():
 
 def test_add_all_frames_to_correct_as_cond_matches_video_predictor():
     """With corrected frames made conditioning: a correction on a forward-tracked frame (4),
-    one on a reverse-tracked frame (2), an object added later (3). (The switch matters here:
+    clicked again once it is conditioning, one on a reverse-tracked frame (2), an object added
+    later (3). (The switch matters here:
     the torch outputs with and without it differ down to a per-frame IoU of 0.10.)"""
     ops = [
         dict(op="points", frame_idx=0, obj_id=1, points=[[58, 84]], labels=[1]),
@@ -113,6 +114,14 @@ def test_add_all_frames_to_correct_as_cond_matches_video_predictor():
             clear_old_points=False,
         ),
         dict(op="propagate", start=4),
+        dict(
+            op="points",  # frame 4 is now conditioning: it reads its own memory and pointer
+            frame_idx=4,
+            obj_id=1,
+            points=[[100, 100]],
+            labels=[1],
+            clear_old_points=False,
+        ),
         dict(op="propagate", start=7, reverse=True),
         dict(op="points", frame_idx=2, obj_id=2, points=[[230, 70]], labels=[1]),
         dict(op="points", frame_idx=3, obj_id=3, points=[[125, 212], [60, 150]], labels=[1, 0]),
