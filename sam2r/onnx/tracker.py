@@ -251,6 +251,10 @@ class OnnxVideoTracker:
     ) -> Iterator[OnnxFrameResult]:
         tracks = list(session.objects.values())
         for frame_idx in order:
+            if list(session.objects.values()) != tracks:  # tracks compare by identity
+                raise RuntimeError(
+                    "objects were added or removed while propagating; call propagate() again"
+                )
             states = self._track_frame(session, frame_idx, tracks, reverse)
             yield frame_result(session, frame_idx, states, self.non_overlap)
 
