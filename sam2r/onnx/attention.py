@@ -8,10 +8,13 @@ The standard export of `F.scaled_dot_product_attention` is MatMul -> Softmax -> 
 writes the whole (B, heads, Lq, Lk) score matrix: for Hiera's global-attention blocks at 1024 px
 that is 4 x 4096 x 4096 floats (256 MB) written and read twice per block. ONNX Runtime's CPU
 provider runs `MultiHeadAttention` as one kernel, and on sam2.1_hiera_t's image encoder it is
-measured ~10% faster than the three nodes (`bench/results/onnx.json`, README "ONNX"), with the
-same numbers up to summation order (the parity tests' 1e-4 hold). The exporter uses it on the
-image encoder only (`FUSED_ATTENTION_GRAPHS`): the memory attention's 1-head self-attention
-measured ~6% slower fused.
+measured 2-3% faster than the three nodes on an idle 2-thread Xeon (1.66 s vs 1.70 s, median of
+5, interleaved; ~10% under load from other processes, where the 256 MB score matrices compete for
+memory bandwidth; `bench/results/onnx.json`, README "ONNX"), with the same numbers up to
+summation order (2.3e-5 max abs vs torch against 2.2e-5 plain; the parity tests' 1e-4 hold).
+The exporter uses it on the image encoder only (`FUSED_ATTENTION_GRAPHS`): the memory
+attention's 1-head self-attention measured ~6% slower fused (2.30 s vs 2.16 s, 7 memories and
+16 pointers, median of 5).
 
 The op lives in ONNX Runtime's `com.microsoft` domain (its CPU provider has it); a runtime other
 than ONNX Runtime may lack it, so `sam2r.onnx.export(..., fused_attention=False)` keeps the plain
