@@ -69,8 +69,7 @@ class Outputs:
 
     def write(self, frame: Any, result: Any) -> None:
         """One tracked frame: `frame` uint8 (H, W, 3) or PIL (None: no overlay), a FrameResult."""
-        from sam2r.io.masks import write_palette_png
-        from sam2r.ops import rle
+        from sam2r.io.masks import mask_fields, write_palette_png
 
         labels = label_map(result.masks, result.object_score_logits, result.obj_ids)
         self.hw = labels.shape
@@ -81,17 +80,11 @@ class Outputs:
         binary = ((result.masks[:, 0] > 0) & (result.object_score_logits.view(-1, 1, 1) > 0)).cpu()
         objects = []
         for obj_id, score, mask in zip(result.obj_ids, scores, binary.numpy(), strict=True):
-            seg = rle.encode(mask)
-            counts = seg["counts"]
-            seg["counts"] = counts.decode("ascii") if isinstance(counts, bytes) else counts
-            area = int(rle.area(seg))
             objects.append(
                 {
                     "obj_id": obj_id,
                     "object_score_logit": round(float(score), 6),
-                    "area": area,
-                    "bbox": [int(v) for v in rle.to_bbox(seg)] if area else None,
-                    "segmentation": seg,
+                    **mask_fields(mask),
                 }
             )
         self.frames.append({"frame_idx": result.frame_idx, "file_name": name, "objects": objects})

@@ -121,6 +121,15 @@ def _coco_segmentation(seg: Any) -> dict[str, Any]:
     return out
 
 
+def mask_fields(mask: np.ndarray) -> dict[str, Any]:
+    """An (H, W) bool mask as JSON record fields: "area", "bbox" (x, y, w, h; None when empty)
+    and "segmentation" (COCO RLE, str counts)."""
+    seg = _coco_segmentation(mask)
+    area = int(rle_ops.area(seg))
+    bbox = [int(v) for v in rle_ops.to_bbox(seg)] if area else None
+    return {"area": area, "bbox": bbox, "segmentation": seg}
+
+
 def _plain(value: Any) -> Any:
     """numpy / torch scalars and arrays -> JSON types."""
     if isinstance(value, dict):

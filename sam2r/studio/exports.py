@@ -23,26 +23,14 @@ import numpy as np
 from PIL import Image
 
 from sam2r.io.draw import draw_label_map, draw_masks
-from sam2r.io.masks import write_palette_png
-from sam2r.ops import rle
+from sam2r.io.masks import mask_fields, write_palette_png
 from sam2r.studio.files import StudioError
 
 FORMATS = ("png", "coco", "mp4")
 
 
 def _segment(obj_id: int, name: str, mask: np.ndarray, score: float) -> dict[str, Any]:
-    seg = rle.encode(mask)
-    counts = seg["counts"]
-    seg["counts"] = counts.decode("ascii") if isinstance(counts, bytes) else counts
-    area = int(rle.area(seg))
-    return {
-        "obj_id": obj_id,
-        "name": name,
-        "score": round(float(score), 6),
-        "area": area,
-        "bbox": [int(v) for v in rle.to_bbox(seg)] if area else None,
-        "segmentation": seg,
-    }
+    return {"obj_id": obj_id, "name": name, "score": round(float(score), 6), **mask_fields(mask)}
 
 
 def check_formats(formats: Any) -> list[str]:

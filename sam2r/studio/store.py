@@ -11,6 +11,7 @@ What is left to others: the routes (`app`), the documents (`image_doc`, `video_d
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import threading
@@ -184,8 +185,6 @@ class Studio:
         return out
 
     def save_project(self, sid: str, name: Any) -> dict[str, Any]:
-        import json
-
         name = safe_name(name, "project name")
         doc = self.doc(sid)
         other = ".pt" if doc.kind == "image" else ".json"
@@ -200,10 +199,6 @@ class Studio:
         return {"project": name, "kind": doc.kind, "bytes": path.stat().st_size}
 
     def _open_project(self, name: Any) -> tuple[str, ImageDoc | VideoDoc]:
-        import json
-
-        from sam2r.predictor.video import VideoPredictor
-
         name = safe_name(name, "project name")
         image_file, video_file = self.projects / f"{name}.json", self.projects / f"{name}.pt"
         if image_file.is_file():

@@ -32,7 +32,7 @@ from sam2r.predictor.video import FrameResult, VideoPredictor
 from sam2r.predictor.video.checks import propagation_order
 from sam2r.predictor.video.results import label_map
 from sam2r.studio.files import StudioError
-from sam2r.studio.objects import ObjectList, encode_mask
+from sam2r.studio.objects import ObjectList, decode_mask, encode_mask
 from sam2r.studio.prompts import check_box, check_click
 
 DIRECTIONS = ("forward", "backward", "both")
@@ -330,8 +330,6 @@ class VideoDoc:
             return _labels(self.store[frame])
 
     def frame_masks(self, frame: int) -> list[tuple[int, np.ndarray, float]]:
-        from sam2r.studio.objects import decode_mask
-
         with self.lock:
             fm = self.store.get(frame)
             if fm is None:
