@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from sam2r.model.sam2 import SAM2Model
 from sam2r.onnx.attention import fused_attention as fused_attention_export
 from sam2r.onnx.export_names import GRAPHS, MANIFEST
+from sam2r.onnx.forms import export_forms
 from sam2r.onnx.graphs import (
     ImageEncoderGraph,
     MemoryAttentionGraph,
@@ -42,10 +43,9 @@ from sam2r.onnx.graphs import (
 
 DEFAULT_OPSET = 17
 
-# graphs whose attention is exported as ONNX Runtime's fused MultiHeadAttention: measured faster
-# only on the image encoder (Hiera's 4-head global attention; the memory attention's 1-head
-# self-attention over 4096 tokens measured ~6% slower fused, so it keeps MatMul + Softmax)
-FUSED_ATTENTION_GRAPHS = ("image_encoder",)
+# graphs whose attention is exported as ONNX Runtime's fused MultiHeadAttention (with long keys
+# handed over 3-D, its flash kernel: faster on both; sam2r.onnx.attention)
+FUSED_ATTENTION_GRAPHS = ("image_encoder", "memory_attention")
 
 
 def example_inputs(model: SAM2Model, name: str) -> dict[str, Tensor]:
@@ -156,10 +156,11 @@ def export(
         out_dir: the folder (created if missing).
         opset: the ONNX opset (>= 14: scaled_dot_product_attention needs it).
         graphs: which graphs to write (default all four).
-        fused_attention: write the image encoder's attention as ONNX Runtime's
-            `com.microsoft.MultiHeadAttention` (one fused kernel on its CPU provider, faster; see
-            `sam2r.onnx.attention`); False keeps the standard ONNX ops (MatMul, Softmax) for
-            runtimes other than ONNX Runtime.
+        fused_attention: write the attention of the image encoder and of the memory attention
+            as ONNX Runtime's `com.microsoft.MultiHeadAttention` (one fused kernel on its CPU
+            provider, faster; see `sam2r.onnx.attention`, and Hiera's short windows as its
+            `com.microsoft.Attention`, `sam2r.onnx.forms`); False keeps standard ONNX ops
+            (MatMul, Softmax) for runtimes other than ONNX Runtime.
 
     Returns:
         the manifest (also written as `out_dir/manifest.json`).
@@ -190,7 +191,7 @@ def export(
             module = graph_module(model, name)
             fuse = fused_attention and name in FUSED_ATTENTION_GRAPHS
             fused = fused_attention_export() if fuse else contextlib.nullcontext()
-            with torch.no_grad(), warnings.catch_warnings(), fused:
+            with torch.no_grad(), warnings.catch_warnings(), fused, export_forms(fuse):
                 warnings.simplefilter("ignore")  # tracer warnings on shape arithmetic
                 outputs = module(*inputs.values())
                 torch.onnx.export(
@@ -204,6 +205,7 @@ def export(
                     dynamo=False,
                     do_constant_folding=True,
                 )
+            _dedupe_constants(out / f"{name}.onnx")
             if isinstance(outputs, Tensor):
                 outputs = (outputs,)
             io[name] = {
@@ -224,6 +226,49 @@ def export(
     manifest["fused_attention"] = bool(fused_attention)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
+
+
+def _dedupe_constants(path: Path) -> None:
+    """Drop repeated copies of large constant tensors from an exported graph (in place).
+
+    The tracer folds each use of a buffer separately: the memory attention's RoPE tables came out
+    as 64 copies of 2 MB (134 MB of a 158 MB file at 1024 px). Every Constant node of 1 KB or more
+    whose value equals an earlier one's is removed and its readers read the earlier one.
+    """
+    import hashlib
+
+    import onnx
+
+    m = onnx.load(str(path))
+    if any(
+        a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+        for n in m.graph.node
+        for a in n.attribute
+    ):
+        return  # subgraphs may read the outer names: leave such a graph as it is
+    first: dict[tuple[int, tuple[int, ...], str], str] = {}
+    alias: dict[str, str] = {}
+    kept = []
+    for node in m.graph.node:
+        if node.op_type == "Constant" and [a.name for a in node.attribute] == ["value"]:
+            t = node.attribute[0].t
+            if len(t.raw_data) >= 1024:
+                key = (t.data_type, tuple(t.dims), hashlib.sha256(t.raw_data).hexdigest())
+                if key in first:
+                    alias[node.output[0]] = first[key]
+                    continue
+                first[key] = node.output[0]
+        for i, name in enumerate(node.input):
+            if name in alias:
+                node.input[i] = alias[name]
+        kept.append(node)
+    if not alias:
+        return
+    if any(o.name in alias for o in m.graph.output):
+        return  # a graph output is one of the copies: keep the graph as exported
+    del m.graph.node[:]
+    m.graph.node.extend(kept)
+    onnx.save(m, str(path))
 
 
 def _manifest(model: SAM2Model, opset: int, io: dict[str, Any]) -> dict[str, Any]:

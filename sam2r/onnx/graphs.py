@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from sam2r.model.common import linear
 from sam2r.model.position import axial_rope_angles, get_1d_sine_pe
 from sam2r.model.sam2 import SAM2Model
+from sam2r.onnx.attention import fused_active, mha_3d
 
 
 class ImageEncoderGraph(nn.Module):
@@ -150,8 +151,20 @@ class MemoryAttentionGraph(nn.Module):
             # (softmax(QK^T) V) Wv^T + bv, with a quarter of the multiply-adds (as the torch
             # model does on the CPU, sam2r.model.memory_attention)
             v = v_parts[0] if len(v_parts) == 1 else torch.cat(v_parts, dim=1)  # (B, M, kv)
-            weights = torch.softmax((qh * width**-0.5) @ kh.transpose(-1, -2), dim=-1)
-            mixed = weights @ v.unsqueeze(1)  # (B, heads, L, kv)
+            if fused_active():
+                # one fused node over 3-D tensors (its flash kernel; sam2r.onnx.attention);
+                # each head mixes the same raw values
+                b, n, m = qh.shape[0], qh.shape[2], kh.shape[2]
+                mixed = mha_3d(
+                    qh.transpose(1, 2).reshape(b, n, h * width),
+                    kh.transpose(1, 2).reshape(b, m, h * width),
+                    v if h == 1 else v.repeat(1, 1, h),
+                    h,
+                )
+                mixed = mixed.reshape(b, n, h, -1).transpose(1, 2)  # (B, heads, L, kv)
+            else:
+                weights = torch.softmax((qh * width**-0.5) @ kh.transpose(-1, -2), dim=-1)
+                mixed = weights @ v.unsqueeze(1)  # (B, heads, L, kv)
             wv = attn.v_proj.weight.view(h, width, -1).transpose(1, 2)  # (heads, kv, width)
             out = mixed @ wv + attn.v_proj.bias.view(h, 1, width)
         else:
