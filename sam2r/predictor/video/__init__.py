@@ -11,12 +11,37 @@
 * `prompts`, `checks`: what the user passes, checked and mapped to model inputs;
 * `frame_step`: one frame of one object; `memory`: which stored frames it reads (the memory
   bank's read side); `bank`: where its output is filed (the write side);
+* `selection`: the opt-in memory modes, whose rules (`policy`, `kalman`) are numpy only and
+  shared with the torch-free ONNX tracker;
 * `results`: the masks handed back (`non_overlapping`: one object per pixel);
 * `allocator`: glibc malloc thresholds for CPU inference, set when a predictor is made.
+
+The names below are loaded on first use (PEP 562), so that the numpy-only modules of this
+package (`policy`, `kalman`) can be imported without importing torch.
 """
 
-from sam2r.predictor.video.predictor import VideoPredictor
-from sam2r.predictor.video.results import non_overlapping
-from sam2r.predictor.video.session import FrameResult, VideoSession
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_PUBLIC = {
+    "VideoPredictor": "sam2r.predictor.video.predictor",
+    "non_overlapping": "sam2r.predictor.video.results",
+    "FrameResult": "sam2r.predictor.video.session",
+    "VideoSession": "sam2r.predictor.video.session",
+}
+
+if TYPE_CHECKING:
+    from sam2r.predictor.video.predictor import VideoPredictor
+    from sam2r.predictor.video.results import non_overlapping
+    from sam2r.predictor.video.session import FrameResult, VideoSession
 
 __all__ = ["FrameResult", "VideoPredictor", "VideoSession", "non_overlapping"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sam2r.predictor.video' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
