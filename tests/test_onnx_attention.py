@@ -17,7 +17,7 @@ ort = pytest.importorskip("onnxruntime")
 from onnx_helpers import bundled_model  # noqa: E402
 
 from sam2r.model import hiera  # noqa: E402
-from sam2r.onnx.attention import LONG_KEYS, fused_attention, mha_3d  # noqa: E402
+from sam2r.onnx.attention import LONG_KEYS, fused_attention, mha_3d, rotary_embedding  # noqa: E402
 from sam2r.onnx.exporter import example_inputs, export, graph_module  # noqa: E402
 from sam2r.onnx.forms import export_forms  # noqa: E402
 
@@ -140,8 +140,12 @@ def test_memory_attention_fused_matches_plain(tmp_path):
         f: onnx.load(str(tmp_path / str(f) / "memory_attention.onnx")).graph for f in (True, False)
     }
     fused_ops = [n.op_type for n in graphs[True].node]
-    # self- and cross-attention of every layer fused; no score matrix left
-    assert fused_ops.count("MultiHeadAttention") == 2 * len(model.memory_attention.layers)
+    # self- and cross-attention of every layer fused; no score matrix left; RoPE fused on the
+    # queries and keys of both
+    layers = len(model.memory_attention.layers)
+    assert fused_ops.count("MultiHeadAttention") == 2 * layers
+    assert fused_ops.count("RotaryEmbedding") == 4 * layers
+    assert "RotaryEmbedding" not in {n.op_type for n in graphs[False].node}
     assert "Softmax" not in fused_ops and "Softmax" in {n.op_type for n in graphs[False].node}
     # no two large constants alike (the RoPE tables were folded once per use before dedupe)
     for graph in graphs.values():
@@ -174,3 +178,43 @@ def test_export_forms_restore_and_keep_results():
             torch.testing.assert_close(hiera.pool_channels_last(x, mp), want_pool, rtol=0, atol=0)
             torch.testing.assert_close(attn(xa), want_attn)
     assert hiera.pool_channels_last is pool and hiera.MultiScaleAttention.forward is fwd
+
+
+class _Rope(torch.nn.Module):
+    def __init__(self, cos, sin):
+        super().__init__()
+        self.register_buffer("cos", cos)
+        self.register_buffer("sin", sin)
+
+    def forward(self, x):
+        from sam2r.onnx.graphs import _rope_plain
+
+        return rotary_embedding(x, self.cos, self.sin, _rope_plain)
+
+
+def test_rotary_embedding_node_over_frames_heads_and_batch(tmp_path):
+    from sam2r.onnx.graphs import _rope_plain
+
+    g = torch.Generator().manual_seed(4)
+    ang = torch.rand(6, 4, generator=g) * 6.0  # 6 positions, 8 channels
+    module = _Rope(torch.cos(ang), torch.sin(ang))
+    x = torch.randn(2, 2, 3 * 6, 8, generator=g)  # 2 objects, 2 heads, 3 frames of 6 tokens
+    want = _rope_plain(x, module.cos, module.sin)
+    torch.testing.assert_close(module(x), want, rtol=0, atol=0)  # eager: the plain form
+    path = tmp_path / "r.onnx"
+    with torch.no_grad(), fused_attention():
+        torch.onnx.export(
+            module,
+            (x,),
+            str(path),
+            input_names=["x"],
+            opset_version=17,
+            dynamic_axes={"x": {0: "b", 2: "n"}},
+            dynamo=False,
+        )
+    assert "RotaryEmbedding" in {n.op_type for n in __import__("onnx").load(str(path)).graph.node}
+    sess = ort.InferenceSession(str(path))
+    for frames in (1, 3, 5):  # the frame count is a dynamic axis
+        xs = torch.randn(3, 2, frames * 6, 8, generator=g)
+        got = sess.run(None, {"x": xs.numpy()})[0]
+        np.testing.assert_allclose(got, _rope_plain(xs, module.cos, module.sin).numpy(), atol=1e-5)

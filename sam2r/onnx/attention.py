@@ -2,7 +2,8 @@
 
     with fused_attention():
         torch.onnx.export(...)   # every plain F.scaled_dot_product_attention(q, k, v) call, and
-                                 # every `mha_3d` call, becomes one MultiHeadAttention node
+                                 # every `mha_3d` call, becomes one MultiHeadAttention node;
+                                 # every `rotary_embedding` one RotaryEmbedding node
 
 The standard export of `F.scaled_dot_product_attention` is MatMul -> Softmax -> MatMul, which
 writes the whole (B, heads, Lq, Lk) score matrix: for Hiera's global-attention blocks at 1024 px
@@ -27,7 +28,10 @@ graph is traced; the memory attention's key count is dynamic, and always long, s
 The memory attention's cross-attention also keeps sam2r's folding (softmax over the keys mixes
 the raw 64-channel memory values; `v_proj` comes after), which the op allows: values may be
 narrower than the queries and keys (4096 queries x 28,736 keys, 256-d keys, 64-d values: 275 ms
-fused vs 318 ms as MatMul -> Softmax -> MatMul). The numbers are the same up to summation order.
+fused vs 318 ms as MatMul -> Softmax -> MatMul). Its RoPE goes to `com.microsoft.RotaryEmbedding`
+(`rotary_embedding`): one pass over the 28,672 x 256 keys instead of the plain form's nine
+elementwise passes (the memory attention graph 8% faster with 7 memories and 16 pointers).
+The numbers are the same up to summation order.
 
 The op lives in ONNX Runtime's `com.microsoft` domain (its CPU provider has it); a runtime other
 than ONNX Runtime may lack it, so `sam2r.onnx.export(..., fused_attention=False)` keeps the plain
@@ -119,6 +123,39 @@ def mha_3d(q: Tensor, k: Tensor, v: Tensor, num_heads: int) -> Tensor:
     if _ACTIVE:
         return _MultiHeadAttention3d.apply(q, k, v, num_heads)
     return _mha_3d_math(q, k, v, num_heads)
+
+
+class _RotaryEmbedding(torch.autograd.Function):
+    """`rotate(x)` for x (N, 1, L, d), exported as one `com.microsoft.RotaryEmbedding` node."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: Tensor, positions: Tensor, cos: Tensor, sin: Tensor, rotate: Any
+    ) -> Tensor:
+        return rotate(x, cos, sin)
+
+    @staticmethod
+    def symbolic(g: Any, x: Any, positions: Any, cos: Any, sin: Any, rotate: Any) -> Any:
+        return g.op("com.microsoft::RotaryEmbedding", x, positions, cos, sin, interleaved_i=1)
+
+
+def rotary_embedding(x: Tensor, cos: Tensor, sin: Tensor, rotate: Any) -> Tensor:
+    """RoPE over channel pairs (2i, 2i+1) of x (B, heads, R*L, d) with the angles of L positions
+    (cos / sin (L, d/2)), repeated over R frames (R may be a dynamic axis): `rotate(x, cos, sin)`
+    in eager mode, one `com.microsoft.RotaryEmbedding` node (a single pass over x, against nine
+    elementwise passes of the plain form) when exported inside `fused_attention()`.
+
+    The op reads its tables by a (N, L) position index and refuses sequences longer than the
+    table, so x goes to it as (B * heads * R, 1, L, d) with positions 0..L-1 on every row.
+    """
+    if not _ACTIVE:
+        return rotate(x, cos, sin)
+    b, h, _, d = x.shape
+    n = cos.shape[0]
+    rows = x.reshape(-1, 1, n, d)
+    positions = torch.arange(n).unsqueeze(0).expand(rows.shape[0], n)
+    out = _RotaryEmbedding.apply(rows, positions, cos, sin, rotate)
+    return out.reshape(b, h, -1, d)
 
 
 def fused_active() -> bool:

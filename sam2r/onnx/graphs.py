@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from sam2r.model.common import linear
 from sam2r.model.position import axial_rope_angles, get_1d_sine_pe
 from sam2r.model.sam2 import SAM2Model
-from sam2r.onnx.attention import fused_active, mha_3d
+from sam2r.onnx.attention import fused_active, mha_3d, rotary_embedding
 
 
 class ImageEncoderGraph(nn.Module):
@@ -90,7 +90,12 @@ class PromptDecoderGraph(nn.Module):
 
 def _rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """Rotate channel pairs of x (B, heads, R*L, d) by angles (L, d/2), repeated over R frames
-    by broadcasting (R may be a dynamic axis)."""
+    (R may be a dynamic axis); one fused node in a fused export (`attention.rotary_embedding`)."""
+    return rotary_embedding(x, cos, sin, _rope_plain)
+
+
+def _rope_plain(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """`_rope` in plain ops: the angles broadcast over the R frames."""
     b, h, _, d = x.shape
     n = cos.shape[0]
     xf = x.reshape(b, h, -1, n, d // 2, 2)
