@@ -3,6 +3,9 @@
 A reopened session must give the same masks on every frame, the same pending prompts, and the
 same later tracking and correction clicks as the session it was saved from (bit for bit: the
 same kernels run on the same numbers). Bad files and mismatched videos or models are refused.
+Under the opt-in memory modes the per-object mode state travels too (the bundled model on the
+example clip, where frames are admitted to the memory and the distractor bank); a file of
+another memory mode is refused, and a version-1 file (before the modes) still loads.
 """
 
 from __future__ import annotations
@@ -14,10 +17,16 @@ import pytest
 import torch
 from conftest import FIXTURES, synthetic_model
 
+import sam2r
 from sam2r import SAM2Model
 from sam2r.predictor.video import VideoPredictor
+from sam2r.predictor.video.bank import track_step
+from sam2r.predictor.video.selection import MemorySelection
 
 VIDEO = FIXTURES / "inputs" / "video"
+REPO = Path(__file__).resolve().parents[1]
+CLIP = REPO / "examples" / "synth_davis" / "JPEGImages" / "480p" / "val_00000"
+FIRST = REPO / "examples" / "synth_davis" / "Annotations" / "480p" / "val_00000" / "00000.png"
 
 
 def _all(predictor: VideoPredictor, session, **kw) -> dict[int, torch.Tensor]:  # noqa: ANN001
@@ -99,12 +108,156 @@ def test_refusals(model: SAM2Model, tmp_path: Path) -> None:
     assert not (tmp_path / "t.pt").exists() and not (tmp_path / "l.pt").exists()
 
 
-def test_opt_in_memory_modes_are_refused(model: SAM2Model, tmp_path: Path) -> None:
-    predictor = VideoPredictor(model, memory="motion")
+@pytest.fixture(scope="module")
+def bundled() -> SAM2Model:
+    return sam2r.from_pretrained("sam2r_micro")
+
+
+@pytest.fixture(scope="module")
+def clip() -> np.ndarray:
+    """The example clip's first 10 frames, (10, H, W, 3) uint8."""
+    from PIL import Image
+
+    return np.stack(
+        [np.array(Image.open(p).convert("RGB")) for p in sorted(CLIP.glob("*.jpg"))[:10]]
+    )
+
+
+# the distractor mode with loose distractor rules, so that the bank fills on this clip
+MODES = {
+    "motion": MemorySelection("motion"),
+    "distractor": MemorySelection(
+        "distractor", distractor_iou=0.0, distractor_overlap=1.0, distractor_gap=2
+    ),
+}
+
+
+def _state_equal(a, b) -> None:  # noqa: ANN001
+    for name in ("low_res_masks", "obj_ptr", "object_score_logits", "maskmem_features"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None) and (x is None or torch.equal(x, y)), name
+
+
+def _tracked(predictor: VideoPredictor, frames: np.ndarray, budget: float | None):  # noqa: ANN202
+    """Two objects from their first-frame masks, tracked over frames 0..5."""
+    from PIL import Image
+
+    ann = np.array(Image.open(FIRST))
+    s = predictor.init_session(frames, state_budget_mb=budget)
+    for i in (1, 2):
+        predictor.add_mask(s, 0, i, ann == i)
+    _all(predictor, s, max_frame_num_to_track=5)
+    return s
+
+
+@pytest.mark.parametrize("budget", [None, 0])
+@pytest.mark.parametrize("mode", list(MODES))
+def test_opt_in_memory_modes_round_trip_exactly(
+    bundled: SAM2Model, clip: np.ndarray, tmp_path: Path, mode: str, budget: float | None
+) -> None:
+    sel = MODES[mode]
+    predictor = VideoPredictor(bundled, memory=sel)
+    s = _tracked(predictor, clip, budget)
+    states = [t.selection for t in s.objects.values()]
+    assert all(ms is not None and ms.memories and ms.pointers for ms in states)
+    if mode == "motion":
+        assert all(ms.kalman is not None and ms.kalman.updates >= 3 for ms in states)
+    else:
+        assert all(ms.distractors for ms in states)
+    # a remembered output no dict holds any more (as `clear_memory_around` leaves it)
+    dropped = s.objects[1].selection.memories[0][0]
+    del s.objects[1].non_cond_outputs[dropped]
+    path = predictor.save_session(s, tmp_path / "s.pt", metadata={"k": 1})
+    assert VideoPredictor.session_memory(path) == mode
+
+    fresh = VideoPredictor(bundled, memory=sel)
+    t = fresh.load_session(path, clip, state_budget_mb=budget)
+    for a, b in zip(s.objects.values(), t.objects.values(), strict=True):
+        ma, mb = a.selection, b.selection
+        for name in ("memories", "pointers", "distractors"):
+            da, db = getattr(ma, name), getattr(mb, name)
+            assert [f for f, _ in da] == [f for f, _ in db] and da.maxlen == db.maxlen, name
+            for (f, x), (_, y) in zip(da, db, strict=True):
+                _state_equal(x, y)
+                if f in a.non_cond_outputs and a.non_cond_outputs[f] is x:
+                    assert b.non_cond_outputs[f] is y  # the same object, not a copy
+        assert ma.lost == mb.lost
+        if ma.kalman is None:
+            assert mb.kalman is None
+        else:
+            assert np.array_equal(ma.kalman.mean, mb.kalman.mean)
+            assert np.array_equal(ma.kalman.cov, mb.kalman.cov)
+            assert ma.kalman.updates == mb.kalman.updates
+    assert t.objects[1].selection.memories[0][0] == dropped
+    assert dropped not in t.objects[1].non_cond_outputs
+
+    # the next frames tracked from the mode's state (what a propagation that goes on reads):
+    # the restored memories, pointers, distractor frames and Kalman filter give the same bits
+    with torch.inference_mode():
+        for f in (6, 7):
+            for a, b in zip(s.objects.values(), t.objects.values(), strict=True):
+                x = track_step(
+                    bundled, s, a, f, False, predictor.fill_hole_area, predictor.selection
+                )
+                y = track_step(bundled, t, b, f, False, fresh.fill_hole_area, fresh.selection)
+                _state_equal(x, y)
+    # more frames, a correction click and re-propagation both ways: the same bits
+    _equal(_all(predictor, s, start_frame_idx=5), _all(fresh, t, start_frame_idx=5))
+    r1 = predictor.add_points(s, 4, 2, points=[[200, 150]], labels=[0])
+    r2 = fresh.add_points(t, 4, 2, points=[[200, 150]], labels=[0])
+    assert torch.equal(r1.masks, r2.masks)
+    _equal(_all(predictor, s, start_frame_idx=4), _all(fresh, t, start_frame_idx=4))
+    _equal(_all(predictor, s, reverse=True), _all(fresh, t, reverse=True))
+
+
+def test_memory_mode_mismatch_is_refused(
+    bundled: SAM2Model, clip: np.ndarray, tmp_path: Path
+) -> None:
+    motion = VideoPredictor(bundled, memory="motion")
+    s = _tracked(motion, clip[:4], None)
+    path = motion.save_session(s, tmp_path / "motion.pt")
+    official = VideoPredictor(bundled)
+    with pytest.raises(ValueError, match="memory='motion'.*memory='official'"):
+        official.load_session(path, clip[:4])
+    with pytest.raises(ValueError, match="memory='motion'.*memory='distractor'"):
+        VideoPredictor(bundled, memory="distractor").load_session(path, clip[:4])
+    tuned = VideoPredictor(bundled, memory=MemorySelection("motion", motion_weight=0.5))
+    with pytest.raises(
+        ValueError, match="motion_weight=0.25; this predictor has motion_weight=0.5"
+    ):
+        tuned.load_session(path, clip[:4])
+    # an official predictor cannot save a session holding a mode's state (it would not say so)
+    with pytest.raises(ValueError, match="memory='official'"):
+        official.save_session(s, tmp_path / "o.pt")
+    assert not (tmp_path / "o.pt").exists()
+    # and the other way round: an official file into a motion predictor
+    t = official.load_session(
+        official.save_session(official.init_session(clip[:4]), tmp_path / "e.pt"), clip[:4]
+    )
+    assert t.objects == {}
+    with pytest.raises(ValueError, match="memory='official'.*memory='motion'"):
+        motion.load_session(tmp_path / "e.pt", clip[:4])
+
+
+def test_version_1_files_still_load(model: SAM2Model, tmp_path: Path) -> None:
+    predictor = VideoPredictor(model)
     s = predictor.init_session(VIDEO)
     predictor.add_points(s, 0, 1, points=[[58, 84]], labels=[1])
-    for _ in predictor.propagate(s, max_frame_num_to_track=2):
-        pass
-    with pytest.raises(ValueError, match="memory mode"):
-        predictor.save_session(s, tmp_path / "s.pt")
-    assert not (tmp_path / "s.pt").exists()
+    _all(predictor, s, max_frame_num_to_track=4)
+    path = predictor.save_session(s, tmp_path / "s.pt")
+    payload = torch.load(path, weights_only=True)
+    assert payload["version"] == 2 and payload["memory"] == {"mode": "official"}
+    payload["version"] = 1  # what sam2r wrote before the memory modes
+    del payload["memory"]
+    for entry in payload["objects"]:
+        del entry["selection"]
+    torch.save(payload, tmp_path / "v1.pt")
+    assert VideoPredictor.session_memory(tmp_path / "v1.pt") == "official"
+    t = predictor.load_session(tmp_path / "v1.pt", VIDEO)
+    _equal(_all(predictor, s), _all(predictor, t))
+    with pytest.raises(ValueError, match="memory='official'"):
+        VideoPredictor(model, memory="motion").load_session(tmp_path / "v1.pt", VIDEO)
+    payload["version"] = 3
+    torch.save(payload, tmp_path / "v3.pt")
+    with pytest.raises(ValueError, match="version 3"):
+        predictor.load_session(tmp_path / "v3.pt", VIDEO)

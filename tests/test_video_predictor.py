@@ -292,6 +292,27 @@ def test_reset(predictor: VideoPredictor) -> None:
     assert session.obj_ids == [] and not session.has_tracked
 
 
+def test_clear_tracking_keeps_prompts_and_tracks_again_as_new(model: SAM2Model) -> None:
+    """After `clear_tracking` (and a switch to another memory mode) the session tracks as a
+    fresh session given the same prompts would."""
+    official, motion = VideoPredictor(model), VideoPredictor(model, memory="motion")
+
+    def prompted(p: VideoPredictor) -> Any:
+        s = p.init_session(VIDEO)
+        p.add_mask(s, 3, 2, np.ones((H, W), bool))
+        return s, p.add_points(s, 0, 1, points=[[58, 84]], labels=[1]).masks
+
+    session, prompt0 = prompted(official)
+    list(official.propagate(session))
+    results = motion.clear_tracking(session)
+    assert [r.frame_idx for r in results] == [0, 3] and torch.equal(results[0].masks, prompt0)
+    assert not session.has_tracked
+    assert all(not t.non_cond_outputs and t.prompted_frames() for t in session.objects.values())
+    fresh, _ = prompted(motion)
+    for a, b in zip(motion.propagate(session), motion.propagate(fresh), strict=True):
+        assert a.frame_idx == b.frame_idx and torch.equal(a.masks, b.masks)
+
+
 # ----------------------------------------------------------------------------------------------
 # options
 # ----------------------------------------------------------------------------------------------

@@ -4,15 +4,21 @@ A saved session holds what the predictor would need to go on exactly where it st
 object's clicks, boxes and masks per frame, its conditioning and tracked outputs (mask logits,
 object pointer, object score, bfloat16 memory) in their memory-bank order, the pending outputs of
 frames prompted since the last propagation, which frames were tracked in which direction, and
-the memory position encoding. Reopened over the same frames with the same model, the session
-gives the same masks and the same later tracking, bit for bit (`tests/test_video_persist.py`).
+the memory position encoding. Under an opt-in memory mode (`memory="motion"` or
+`"distractor"`) it also holds each object's `ObjectMemory`: the mode and its thresholds, the
+admitted memories, pointers and distractor frames (as references to the stored outputs; an
+output no output dict holds any more is stored once beside them), the Kalman filter's state and
+covariance and the lost-frame counter. Reopened over the same frames with the same model and
+the same memory mode, the session gives the same masks and the same later tracking, bit for
+bit (`tests/test_video_persist.py`).
 
 Not saved: the frames themselves (the file names their count and size and the caller passes
 the video again) and the cached image features (recomputed on demand, deterministically).
 
 The file is a `torch.save` of plain tensors, numbers, strings, lists and dicts, read back with
 `torch.load(weights_only=True)`: opening a session file never runs code from it. Object ids
-must be ints or strings. A `metadata` dict of JSON values (an application's own notes: object
+must be ints or strings. Version 2 added the memory mode; files of version 1 (always the
+official memory) still load. A `metadata` dict of JSON values (an application's own notes: object
 names, colours, ...) travels with it.
 
 What is left to others: the session's dataclasses (`session`), opening videos (`sam2r.io`).
@@ -20,6 +26,7 @@ What is left to others: the session's dataclasses (`session`), opening videos (`
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -27,14 +34,18 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from sam2r.model.sam2 import SAM2Model
+from sam2r.predictor.video.kalman import BoxKalman
+from sam2r.predictor.video.selection import MemorySelection, ObjectMemory
 from sam2r.predictor.video.session import FrameState, ObjectTrack, PointPrompt, VideoSession
 
 FORMAT = "sam2r.video_session"
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)  # version 1: no memory mode (always "official")
 _OUTPUT_DICTS = ("cond_outputs", "non_cond_outputs", "temp_cond_outputs", "temp_non_cond_outputs")
 
 
@@ -63,13 +74,64 @@ def _state_dict(state: FrameState) -> dict[str, Tensor | None]:
     }
 
 
+def memory_settings(selection: MemorySelection | None) -> dict[str, Any]:
+    """The memory mode and its thresholds as plain values ({"mode": "official"} for None)."""
+    if selection is None:
+        return {"mode": "official"}
+    return dataclasses.asdict(selection)
+
+
+def _selection_entry(track: ObjectTrack, ms: ObjectMemory) -> dict[str, Any]:
+    """An object's `ObjectMemory` as plain values.
+
+    A remembered output is written as [frame, dict name, key] when one of the track's output
+    dicts holds that very object (the usual case), else as [frame, "extra", i] into a list of
+    outputs stored here once (e.g. a memory `clear_memory_around` dropped from the dicts).
+    """
+    where: dict[int, list[Any]] = {}
+    for name in _OUTPUT_DICTS:
+        for f, s in getattr(track, name).items():
+            where.setdefault(id(s), [name, f])
+    extra: list[dict[str, Tensor | None]] = []
+    extra_at: dict[int, int] = {}
+
+    def ref(frame_idx: int, state: FrameState) -> list[Any]:
+        found = where.get(id(state))
+        if found is not None:
+            return [frame_idx, *found]
+        if id(state) not in extra_at:
+            extra_at[id(state)] = len(extra)
+            extra.append(_state_dict(state))
+        return [frame_idx, "extra", extra_at[id(state)]]
+
+    kf = ms.kalman
+    return {
+        "memories": [ref(t, s) for t, s in ms.memories],
+        "pointers": [ref(t, s) for t, s in ms.pointers],
+        "distractors": [ref(t, s) for t, s in ms.distractors],
+        "extra": extra,
+        "kalman": None
+        if kf is None
+        else {
+            "mean": torch.from_numpy(np.array(kf.mean, np.float64)),
+            "cov": torch.from_numpy(np.array(kf.cov, np.float64)),
+            "updates": int(kf.updates),
+        },
+        "lost": int(ms.lost),
+    }
+
+
 def save_session(
     model: SAM2Model,
     session: VideoSession,
     path: str | os.PathLike[str],
     metadata: dict[str, Any] | None = None,
+    selection: MemorySelection | None = None,
 ) -> Path:
-    """Write a session to `path` (see the module docstring); returns the path."""
+    """Write a session to `path` (see the module docstring); returns the path.
+
+    `selection` is the memory mode of the predictor that tracked the session (None: official).
+    """
     if not isinstance(session, VideoSession):
         raise TypeError(f"session must be a VideoSession, got {type(session).__name__}")
     if session.live:
@@ -77,11 +139,11 @@ def save_session(
             "a live session (init_stream) cannot be saved: its past frames are gone; "
             "save the session of a video opened with init_session"
         )
-    if any(getattr(t, "selection", None) is not None for t in session.objects.values()):
+    if selection is None and any(t.selection is not None for t in session.objects.values()):
         raise ValueError(
-            "this session was tracked with an opt-in memory mode (memory='motion' or "
-            "'distractor'), whose per-object state session files do not hold yet; save "
-            "sessions of the default memory='official'"
+            "this session holds the state of an opt-in memory mode (memory='motion' or "
+            "'distractor') but is saved by a predictor with memory='official'; save it with "
+            "the VideoPredictor(model, memory=...) that tracked it"
         )
     for obj_id in session.objects:
         if isinstance(obj_id, bool) or not isinstance(obj_id, (int, str)):
@@ -97,6 +159,8 @@ def save_session(
         }
         for name in _OUTPUT_DICTS:
             entry[name] = {f: _state_dict(s) for f, s in getattr(track, name).items()}
+        ms = track.selection
+        entry["selection"] = None if ms is None else _selection_entry(track, ms)
         objects.append(entry)
     payload = {
         "format": FORMAT,
@@ -107,6 +171,7 @@ def save_session(
         "hw": list(session.frames.hw),
         "image_size": session.image_size,
         "maskmem_pos": _cpu(session.maskmem_pos),
+        "memory": memory_settings(selection),
         "objects": objects,
         "metadata": meta,
     }
@@ -128,12 +193,22 @@ def read_payload(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f"{path} is not a readable sam2r session file ({e})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a sam2r session file (saved by save_session)")
-    if payload.get("version") != VERSION:
+    if payload.get("version") not in READABLE:
         raise ValueError(
             f"{path} is a session file of version {payload.get('version')}; "
-            f"this sam2r reads version {VERSION}"
+            f"this sam2r reads versions {', '.join(map(str, READABLE))}"
         )
     return payload
+
+
+def saved_memory(payload: dict[str, Any]) -> dict[str, Any]:
+    """The memory mode and thresholds a payload was saved with (version 1: official)."""
+    return dict(payload.get("memory") or {"mode": "official"})
+
+
+def read_memory_mode(path: str | os.PathLike[str]) -> str:
+    """The memory mode ("official", "motion" or "distractor") a session file was saved with."""
+    return str(saved_memory(read_payload(path))["mode"])
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -141,10 +216,80 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(read_payload(path)["metadata"])
 
 
+def _check_memory(payload: dict[str, Any], selection: MemorySelection | None) -> None:
+    saved, ours = saved_memory(payload), memory_settings(selection)
+    if saved["mode"] != ours["mode"]:
+        raise ValueError(
+            f"the session was saved with memory={saved['mode']!r}, this predictor uses "
+            f"memory={ours['mode']!r}; the memory mode decides what every later frame reads. "
+            f"Load it with VideoPredictor(model, memory={saved['mode']!r})"
+        )
+    differ = sorted(k for k in saved.keys() | ours.keys() if saved.get(k) != ours.get(k))
+    if differ:
+        raise ValueError(
+            f"the session was saved with memory={saved['mode']!r} and "
+            + ", ".join(f"{k}={saved.get(k)!r}" for k in differ)
+            + "; this predictor has "
+            + ", ".join(f"{k}={ours.get(k)!r}" for k in differ)
+            + ". Load it with a predictor of the same MemorySelection"
+        )
+
+
+def _restore_selection(
+    track: ObjectTrack,
+    saved: dict[str, Any],
+    selection: MemorySelection,
+    model: SAM2Model,
+    session: VideoSession,
+) -> None:
+    """Rebuild an object's `ObjectMemory` (its output dicts are restored already)."""
+    extra = [_frame_state(s, model, session) for s in saved["extra"]]
+
+    def state(ref: list[Any]) -> tuple[int, FrameState]:
+        frame_idx, name, key = ref
+        if name == "extra":
+            return int(frame_idx), extra[key]
+        if name not in _OUTPUT_DICTS or key not in getattr(track, name):
+            raise ValueError(
+                f"the session file is damaged: object {track.obj_id!r} remembers frame "
+                f"{frame_idx} in {name}[{key}], which the file does not hold"
+            )
+        return int(frame_idx), getattr(track, name)[key]
+
+    ms = selection.state(track, model.cfg)  # new deques, bounded as the mode bounds them
+    ms.memories.extend(state(r) for r in saved["memories"])
+    ms.pointers.extend(state(r) for r in saved["pointers"])
+    ms.distractors.extend(state(r) for r in saved["distractors"])
+    kf = saved["kalman"]
+    if kf is not None:
+        ms.kalman = BoxKalman(
+            mean=kf["mean"].numpy().copy(), cov=kf["cov"].numpy().copy(), updates=kf["updates"]
+        )
+    ms.lost = int(saved["lost"])
+
+
+def _frame_state(s: dict[str, Any], model: SAM2Model, session: VideoSession) -> FrameState:
+    mem = s["maskmem_features"]
+    return FrameState(
+        low_res_masks=s["low_res_masks"].to(session.storage_device),
+        obj_ptr=s["obj_ptr"].to(model.device),
+        object_score_logits=s["object_score_logits"].to(model.device),
+        maskmem_features=None if mem is None else mem.to(session.storage_device),
+    ).attach(session.pool)
+
+
 def restore_session(
-    model: SAM2Model, session: VideoSession, payload: dict[str, Any], check_model: bool = True
+    model: SAM2Model,
+    session: VideoSession,
+    payload: dict[str, Any],
+    check_model: bool = True,
+    selection: MemorySelection | None = None,
 ) -> VideoSession:
-    """Fill a new, empty session (over the same video) with a saved payload."""
+    """Fill a new, empty session (over the same video) with a saved payload.
+
+    `selection` is the loading predictor's memory mode (None: official); a file saved with
+    another mode or other thresholds is refused.
+    """
     if session.num_frames != payload["num_frames"] or list(session.frames.hw) != payload["hw"]:
         raise ValueError(
             f"the session was saved on a video of {payload['num_frames']} frames of "
@@ -162,7 +307,8 @@ def restore_session(
             f"{payload['fingerprint']}); its memories only make sense to that model. "
             "Load it with the same model (or check_model=False to load it anyway)"
         )
-    device, storage = model.device, session.storage_device
+    _check_memory(payload, selection)
+    device = model.device
     pos = payload["maskmem_pos"]
     session.maskmem_pos = None if pos is None else pos.to(device)
     session.objects.clear()
@@ -176,12 +322,14 @@ def restore_session(
         for name in _OUTPUT_DICTS:
             target = getattr(track, name)
             for f, s in entry[name].items():
-                mem = s["maskmem_features"]
-                target[f] = FrameState(
-                    low_res_masks=s["low_res_masks"].to(storage),
-                    obj_ptr=s["obj_ptr"].to(device),
-                    object_score_logits=s["object_score_logits"].to(device),
-                    maskmem_features=None if mem is None else mem.to(storage),
-                ).attach(session.pool)
+                target[f] = _frame_state(s, model, session)
+        saved = entry.get("selection")
+        if saved is not None:
+            if selection is None:  # a mode's state in a file that says "official"
+                raise ValueError(
+                    f"the session file is damaged: object {obj_id!r} holds the state of an "
+                    "opt-in memory mode but the file's memory is 'official'"
+                )
+            _restore_selection(track, saved, selection, model, session)
         session.objects[obj_id] = track
     return session

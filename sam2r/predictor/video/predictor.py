@@ -275,9 +275,11 @@ class VideoPredictor:
         session gives the same masks and the same later tracking, bit for bit. The frames are
         not saved; object ids must be ints or strings; `metadata` (a dict of JSON values: an
         application's object names, colours, ...) is saved with it and read back with
-        `VideoPredictor.session_metadata(path)`. See `sam2r.predictor.video.persist`.
+        `VideoPredictor.session_metadata(path)`. Under an opt-in memory mode each object's mode
+        state (admitted memories, pointers, distractor frames, Kalman filter) is saved too,
+        with the mode and its thresholds. See `sam2r.predictor.video.persist`.
         """
-        return persist.save_session(self.model, session, path, metadata)
+        return persist.save_session(self.model, session, path, metadata, self.selection)
 
     def load_session(
         self,
@@ -296,6 +298,9 @@ class VideoPredictor:
             video: the same video, as for `init_session` (its frame count and size are checked).
             check_model: refuse a file saved with another model (config or weights).
             offload_state_to_cpu, state_budget_mb, spill_dir: as for `init_session`.
+
+        A file saved under another memory mode (or other thresholds) than this predictor's is
+        refused with a `ValueError` naming both (`session_memory(path)` tells the file's).
         """
         payload = persist.read_payload(path)
         session = self.init_session(
@@ -305,7 +310,9 @@ class VideoPredictor:
             spill_dir=spill_dir,
         )
         try:
-            return persist.restore_session(self.model, session, payload, check_model)
+            return persist.restore_session(
+                self.model, session, payload, check_model, self.selection
+            )
         except Exception:
             session.close()
             raise
@@ -315,9 +322,41 @@ class VideoPredictor:
         """The `metadata` dict saved with a session file."""
         return persist.read_metadata(path)
 
+    @staticmethod
+    def session_memory(path: str | os.PathLike[str]) -> str:
+        """The memory mode a session file was saved with ("official" for files before modes)."""
+        return persist.read_memory_mode(path)
+
     def reset(self, session: VideoSession) -> None:
         """Remove every object, prompt and output (the video and its cached features stay)."""
         session.objects.clear()
+
+    @torch.inference_mode()
+    def clear_tracking(self, session: VideoSession) -> list[FrameResult]:
+        """Drop the outputs of every tracked frame; objects, prompts and prompted frames'
+        outputs stay, so the next `propagate` tracks from the prompts alone (e.g. after
+        switching to a predictor of another memory mode: a session holds no mode of its own).
+
+        Returns:
+            every object's masks on each frame that still holds an output (ascending).
+        """
+        for track in session.objects.values():
+            track.non_cond_outputs.clear()
+            track.tracked.clear()
+            track.selection = None
+        kept = sorted(
+            {
+                f
+                for t in session.objects.values()
+                for d in (t.cond_outputs, t.temp_cond_outputs, t.temp_non_cond_outputs)
+                for f in d
+            }
+        )
+        results = []
+        for frame_idx in kept:
+            is_cond = any(frame_idx in t.temp_cond_outputs for t in session.objects.values())
+            results.append(self._consolidated(session, frame_idx, is_cond))
+        return results
 
     # ------------------------------------------------------------------------------------------
     # prompts
