@@ -96,7 +96,12 @@ def onnx_video_predictor(args: argparse.Namespace) -> Any:
     if getattr(args, "everything", False) or getattr(args, "text", None) is not None:
         raise CliError("--onnx tracks clicks, boxes and masks (not --everything or --text)")
     try:
-        return _TorchResults(args.onnx, args.fill_hole_area, True if args.non_overlap else None)
+        return _TorchResults(
+            args.onnx,
+            args.fill_hole_area,
+            True if args.non_overlap else None,
+            getattr(args, "memory", "official"),
+        )
     except (ImportError, FileNotFoundError, ValueError) as e:
         raise CliError(f"--onnx {args.onnx}: {e}") from None
 
@@ -104,10 +109,16 @@ def onnx_video_predictor(args: argparse.Namespace) -> Any:
 class _TorchResults:
     """`OnnxVideoTracker` whose results hold torch tensors, as the video outputs expect."""
 
-    def __init__(self, folder: str, fill_hole_area: int | None, non_overlap: bool | None):
+    def __init__(
+        self,
+        folder: str,
+        fill_hole_area: int | None,
+        non_overlap: bool | None,
+        memory: str = "official",
+    ):
         from sam2r.onnx import OnnxVideoTracker
 
-        self.tracker = OnnxVideoTracker(folder, fill_hole_area, non_overlap)
+        self.tracker = OnnxVideoTracker(folder, fill_hole_area, non_overlap, memory=memory)
         name = self.tracker.model.manifest["model"]
         self.model = SimpleNamespace(cfg=SimpleNamespace(name=f"{name} (onnx)"))
         self.precision = None

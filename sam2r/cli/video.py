@@ -61,9 +61,7 @@ def make_predictor(args: argparse.Namespace) -> Any:
 
     memory = getattr(args, "memory", "official")
     if getattr(args, "onnx", None) is not None:  # an exported model (sam2r.cli.export)
-        if memory != "official":
-            raise CliError(f"--memory {memory} needs the torch model; drop --onnx or --memory")
-        return onnx_video_predictor(args)
+        return onnx_video_predictor(args)  # with the same --memory mode
     model = load_model(args.model, args.checkpoint, args.device, args.config)
     precision = precision_of(args, model.device)
     try:

@@ -10,6 +10,8 @@ official `sam2==1.1.0` rules), restated here because those modules import torch:
 * `plan_memory`: the spatial memories (conditioning frames at temporal slot 0, the last
   `num_maskmem - 1` tracked frames at slots 1..) and object pointers (with their temporal
   distances) one frame reads;
+* `plan_selection`: the same under an opt-in memory mode, by the rules the torch predictor
+  uses (`sam2r.predictor.video.policy`, numpy only, shared rather than restated);
 * `interaction_mode`, `clear_prompts`, `prune`: how a prompt on a frame runs, what clearing
   a frame's prompts leaves, and what a stream can forget.
 
@@ -23,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from sam2r.predictor.video.policy import MemoryPolicy, ObjectMemory
 
 
 @dataclass(eq=False)
@@ -48,6 +52,7 @@ class Track:
     temp_cond: dict[int, State] = field(default_factory=dict)
     temp_non_cond: dict[int, State] = field(default_factory=dict)
     tracked: dict[int, bool] = field(default_factory=dict)  # frame -> tracked in reverse
+    selection: ObjectMemory[State] | None = None  # state of an opt-in memory mode, else None
 
     def temp(self, is_cond: bool) -> dict[int, State]:
         return self.temp_cond if is_cond else self.temp_non_cond
@@ -149,6 +154,40 @@ def plan_memory(
         out = track.non_cond.get(t, left_out.get(t))
         if out is not None:
             pointers.append((step, out))
+    return Plan(spatial, pointers, max_ptrs)
+
+
+def object_memory(policy: MemoryPolicy, track: Track, cfg: dict[str, Any]) -> ObjectMemory[State]:
+    """The track's state under an opt-in memory mode, created on first use."""
+    if track.selection is None:
+        track.selection = policy.new_memory(
+            int(cfg["num_maskmem"]), int(cfg["max_obj_ptrs_in_encoder"])
+        )
+    return track.selection
+
+
+def plan_selection(
+    policy: MemoryPolicy,
+    track: Track,
+    frame_idx: int,
+    reverse: bool,
+    num_frames: int,
+    cfg: dict[str, Any],
+) -> Plan:
+    """`plan_memory` under an opt-in memory mode (`MemoryPolicy.read`, as the torch predictor)."""
+    chosen, _ = _select_cond(frame_idx, list(track.cond), int(cfg["max_cond_frames_in_attn"]))
+    spatial, pointers, max_ptrs = policy.read(
+        object_memory(policy, track, cfg),
+        frame_idx,
+        reverse,
+        track.cond,
+        chosen,
+        lambda s: s.maskmem is not None,
+        num_frames=num_frames,
+        num_maskmem=int(cfg["num_maskmem"]),
+        max_obj_ptrs=int(cfg["max_obj_ptrs_in_encoder"]),
+        signed_ptr_distance=bool(cfg["use_signed_tpos_enc_to_obj_ptrs"]),
+    )
     return Plan(spatial, pointers, max_ptrs)
 
 

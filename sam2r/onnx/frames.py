@@ -83,7 +83,9 @@ class Frames:
     def __len__(self) -> int:
         if self.source is not None:
             return len(self.source)
-        return len(self.paths) if self.paths is not None else len(self.items or [])
+        if self.paths is not None:
+            return len(self.paths)
+        return 0 if self.items is None else len(self.items)  # `or` would fail on an array
 
     def frame(self, index: int) -> np.ndarray | Image.Image:
         if not 0 <= index < len(self):

@@ -14,12 +14,17 @@ correction clicks on tracked frames). Objects tracked on a frame whose memories 
 layout attend in one batch (the torch predictor runs them one by one; the numbers agree to
 float rounding). What stays as in the torch predictor: a streaming session (`init_stream` +
 `track`) keeps only what later frames can read, so its memory is bounded.
+
+The opt-in memory modes of `VideoPredictor(memory=...)` ("motion", "distractor", with the same
+knobs) run here by the same numpy rules (`sam2r.predictor.video.policy`, which imports no
+torch): the candidate kept among the multimask outputs, which frames are admitted to the
+memory, the distractor bank, re-detection, and the memory each tracked frame reads.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 import numpy as np
@@ -32,7 +37,9 @@ from sam2r.onnx.bank import (
     clear_memory_around,
     clear_prompts,
     interaction_mode,
+    object_memory,
     plan_memory,
+    plan_selection,
     prompt_is_cond,
     prune,
 )
@@ -56,6 +63,10 @@ from sam2r.onnx.session import (
     mask_prompt,
     point_prompt,
 )
+from sam2r.predictor.video.policy import Choice, MemoryPolicy, make_policy
+
+# (B, M, h, w) candidate logits, (B, M) predicted IoUs -> (B,) indices of the candidates kept
+Selector = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class OnnxVideoTracker:
@@ -67,6 +78,9 @@ class OnnxVideoTracker:
         non_overlap_masks: keep only the best object at each pixel (None: the config's).
         num_threads: onnxruntime intra-op threads (None: all cores).
         feature_cache_size: image features of this many recent frames are kept.
+        memory: "official" (default), or the opt-in "motion" / "distractor" memory modes of
+            `VideoPredictor` (see `sam2r.predictor.video.selection`); a `MemoryPolicy` (or the
+            torch side's `MemorySelection`) sets their thresholds.
     """
 
     def __init__(
@@ -76,7 +90,10 @@ class OnnxVideoTracker:
         non_overlap_masks: bool | None = None,
         num_threads: int | None = None,
         feature_cache_size: int = 4,
+        memory: str | MemoryPolicy = "official",
     ) -> None:
+        self.policy = make_policy(memory)  # None: the official memory
+        self.memory = "official" if self.policy is None else self.policy.mode
         self.model = model if isinstance(model, OnnxModel) else OnnxModel(model, num_threads)
         self.cfg = self.model.config
         area = self.cfg["fill_hole_area"] if fill_hole_area is None else fill_hole_area
@@ -238,6 +255,9 @@ class OnnxVideoTracker:
         if start_frame_idx is None:
             start_frame_idx = min(t for tr in session.objects.values() for t in tr.cond)
         start = check_frame(session, start_frame_idx)
+        if self.policy is not None:  # a new pass: the mode's memory starts from the prompts
+            for track in session.objects.values():
+                track.selection = None
         n = session.num_frames
         span = n if max_frame_num_to_track is None else int(max_frame_num_to_track)
         if reverse:
@@ -285,16 +305,25 @@ class OnnxVideoTracker:
         self, session: OnnxSession, frame_idx: int, tracks: list[Track], reverse: bool
     ) -> list[State]:
         """Every object's output on a propagated frame; objects whose memories have the same
-        layout run as one batch."""
+        layout run as one batch. An opt-in memory mode plans the memory read, chooses the
+        candidate and files each output (as `sam2r.predictor.video.frame_step` drives it)."""
         states: dict[int, State] = {}
         groups: dict[tuple[Any, ...], list[tuple[int, Plan]]] = {}
+        policy = self.policy
         for i, track in enumerate(tracks):
             if frame_idx in track.cond:
-                states[i] = track.cond[frame_idx]
+                state = states[i] = track.cond[frame_idx]
                 if self.cfg["clear_non_cond_mem_around_input"]:
                     clear_memory_around(track, frame_idx, self.cfg)
+                if policy is not None:
+                    ms = object_memory(policy, track, self.cfg)
+                    policy.restart(ms, state.low_res[0, 0] > 0)
             else:
-                plan = plan_memory(track, frame_idx, reverse, session.memory_horizon, self.cfg)
+                horizon = session.memory_horizon
+                if policy is None:
+                    plan = plan_memory(track, frame_idx, reverse, horizon, self.cfg)
+                else:
+                    plan = plan_selection(policy, track, frame_idx, reverse, horizon, self.cfg)
                 groups.setdefault(plan.key(), []).append((i, plan))
         feats = self._features(session, frame_idx) if groups else None
         for members in groups.values():
@@ -303,18 +332,42 @@ class OnnxVideoTracker:
             b = len(members)
             coords = np.zeros((b, 1, 2), np.float32)
             labels = -np.ones((b, 1), np.int64)
-            low, ptr, score = self._decode(
-                pix, feats, coords, labels, None, self._multimask(False, 0)
+            choices: list[Choice | None] = [None] * b
+            select = None
+            if policy is not None:
+                select = self._chooser(policy, [tracks[i] for i, _ in members], choices)
+            low, ptr, score, iou = self._decode(
+                pix, feats, coords, labels, None, self._multimask(False, 0), select
             )
             mem = self._encode(session, feats, low, score, False)
-            low = fill_holes(low, self.fill_hole_area)
+            filled = fill_holes(low, self.fill_hole_area)
             for j, (i, _) in enumerate(members):
-                state = State(low[j : j + 1], ptr[j], float(score[j, 0]), mem[j])
+                state = State(filled[j : j + 1], ptr[j], float(score[j, 0]), mem[j])
                 tracks[i].non_cond[frame_idx] = state
                 states[i] = state
+                if policy is not None:
+                    choice = choices[j]
+                    if choice is None:  # single-mask output: the chooser was not asked
+                        choice = policy.pick(low[j] > 0, iou[j, :1].astype(np.float64), None)
+                    ms = object_memory(policy, tracks[i], self.cfg)
+                    policy.file(ms, frame_idx, choice, state.score, state)
         for track in tracks:
             track.tracked[frame_idx] = reverse
         return [states[i] for i in range(len(tracks))]
+
+    def _chooser(
+        self, policy: MemoryPolicy, tracks: list[Track], choices: list[Choice | None]
+    ) -> Selector:
+        """Start a tracked frame of B objects (their Kalman filters move on); returns the
+        candidate selector for `_decode`, which records each object's `Choice` in `choices`."""
+        predicted = [policy.start_frame(object_memory(policy, t, self.cfg)) for t in tracks]
+
+        def select(masks: np.ndarray, iou: np.ndarray) -> np.ndarray:
+            for j, box in enumerate(predicted):
+                choices[j] = policy.pick(masks[j] > 0, iou[j].astype(np.float64), box)
+            return np.array([c.index for c in choices if c is not None], np.int64)
+
+        return select
 
     # ------------------------------------------------------------------------------------------
     # one step
@@ -364,7 +417,7 @@ class OnnxVideoTracker:
             else:
                 coords, labels = points[0][None], points[1][None]
             multimask = self._multimask(is_init, 0 if points is None else len(points[1]))
-            low, ptr, score = self._decode(pix, feats, coords, labels, prev, multimask)
+            low, ptr, score, _ = self._decode(pix, feats, coords, labels, prev, multimask)
         low = fill_holes(low, self.fill_hole_area)
         return State(low, ptr[0], float(score[0, 0]))
 
@@ -376,17 +429,22 @@ class OnnxVideoTracker:
         labels: np.ndarray,
         mask_input: np.ndarray | None,
         multimask: bool,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        select: Selector | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """`SAM2Model.decode_frame` for B objects: low-res logits (B, 1, S/4, S/4) (-1024 where
-        the object is absent), pointers (B, C), object scores (B, 1)."""
+        the object is absent), pointers (B, C), object scores (B, 1), and the predicted IoUs
+        (B, M) of the M candidates (M = 1 without `multimask`). With `multimask`, `select`
+        picks the candidate kept instead of the best predicted IoU."""
         out = self.model.decode(pix, feats, coords, labels, mask_input)
         masks, iou, token = select_masks(out["masks"], out["iou"], multimask, self.cfg)
         score = out["object_score_logits"]
         masks = np.where((score > 0)[:, :, None, None], masks, np.float32(NO_OBJ_SCORE))
         rows = np.arange(masks.shape[0])
         if multimask:
-            masks = masks[rows, np.argmax(iou, axis=1)][:, None]
-        return masks.astype(np.float32), out["obj_ptr"][rows, token], score
+            best = np.argmax(iou, axis=1) if select is None else select(masks, iou)
+            masks = masks[rows, best][:, None]
+            token = best + 1  # the multimask tokens follow the single-mask token 0
+        return masks.astype(np.float32), out["obj_ptr"][rows, token], score, iou
 
     def _mask_as_output(
         self, feats: dict[str, np.ndarray], mask: np.ndarray
@@ -396,7 +454,7 @@ class OnnxVideoTracker:
         low = resize_bilinear_aa(mask * np.float32(20.0) - np.float32(10.0), (side, side))
         coords, labels = np.zeros((1, 1, 2), np.float32), -np.ones((1, 1), np.int64)
         small = self.model.mask_downsample(mask)
-        _, ptr, _ = self._decode(feats["image_embed"], feats, coords, labels, small, False)
+        _, ptr, _, _ = self._decode(feats["image_embed"], feats, coords, labels, small, False)
         present = np.float32(1.0 if bool((mask > 0).any()) else 0.0)
         ptr = present * ptr + (1 - present) * self.model.no_obj_ptr
         score = np.array([[20.0 * present - 10.0]], np.float32)
