@@ -21,6 +21,7 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from sam2r.build import from_pretrained  # noqa: E402
+from sam2r.predictor.video import VideoPredictor  # noqa: E402
 from sam2r.studio import build_app  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -376,6 +377,139 @@ def test_cancel_and_busy(client: TestClient) -> None:
     ok(client.post(f"{url}/click", json={"frame": 0, "obj": 1, "x": x, "y": y}))  # usable again
 
 
+def _direct(model: Any, folder: Path, mode: str, **prompt: Any) -> dict[int, Any]:
+    """frame -> (mask, score) of object 1 from `VideoPredictor(memory=mode)`, one prompt."""
+    predictor = VideoPredictor(model, memory=mode)
+    s = predictor.init_session(str(folder))
+    predictor.add_points(s, 0, 1, **prompt)
+    out = {}
+    for r in predictor.propagate(s):
+        score = float(r.object_score_logits[0])
+        out[r.frame_idx] = ((r.masks[0, 0] > 0).numpy() & (score > 0), round(score, 4))
+    return out
+
+
+def _same_as_direct(client: TestClient, sid: str, direct: dict[int, Any]) -> None:
+    doc = client.app.state.studio.doc(sid)
+    assert sorted(direct) == doc.tracked_frames() == list(range(len(direct)))
+    for f, (mask, score) in direct.items():
+        [(oid, got, got_score)] = doc.frame_masks(f)
+        assert oid == 1 and np.array_equal(got, mask) and got_score == score, f
+
+
+@pytest.mark.parametrize("mode", ["official", "motion", "distractor"])
+def test_video_memory_mode_is_used_saved_and_reopened(
+    client: TestClient, model: Any, root: Path, mode: str
+) -> None:
+    sid = open_(client, path="clip", memory=mode)
+    url = f"/api/s/{sid}"
+    info = ok(client.get(url))
+    assert info["memory"] == mode and info["has_tracked"] is False
+    ok(client.post(f"{url}/objects", json={}))
+    x, y = _centre(1)
+    ok(client.post(f"{url}/click", json={"frame": 0, "obj": 1, "x": x, "y": y}))
+    assert events(client, sid)[-1]["type"] == "done"
+    assert ok(client.get(url))["has_tracked"] is True
+    doc = client.app.state.studio.doc(sid)
+    assert doc.predictor.memory == mode
+    state = doc.session.objects[1].selection  # the opt-in mode's per-object memory
+    assert (state is None) == (mode == "official")
+    if state is not None:
+        assert state.memories and state.pointers
+    click = {"points": [[x, y]], "labels": [1], "clear_old_points": False}
+    _same_as_direct(client, sid, _direct(model, root / "clip", mode, **click))
+
+    ok(client.post(f"{url}/save", json={"name": f"memory_{mode}"}))
+    refused(
+        client.post("/api/sessions", json={"project": f"memory_{mode}", "memory": "motion"}),
+        400,
+        "the memory mode it was saved with",
+    )
+    again = open_(client, project=f"memory_{mode}")
+    assert ok(client.get(f"/api/s/{again}"))["memory"] == mode
+    restored = client.app.state.studio.doc(again).session.objects[1].selection
+    if state is not None:
+        assert [f for f, _ in restored.memories] == [f for f, _ in state.memories]
+    for f in range(6):
+        assert ok(client.get(f"/api/s/{again}/masks/{f}")) == ok(client.get(f"{url}/masks/{f}"))
+    # the reopened project goes on exactly as the original: a correction, then re-tracking
+    fix = {"frame": 2, "obj": 1, "x": x + 15, "y": y, "label": 0}
+    assert ok(client.post(f"{url}/click", json=fix)) == ok(
+        client.post(f"/api/s/{again}/click", json=fix)
+    )
+    assert events(client, sid, start=2) == events(client, again, start=2)
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[float]]:
+    """A hard-case clip (8 frames; a look-alike crosses the target) on which the "motion"
+    memory tracks differently from the official one, and a box around its target."""
+    from sam2r.data.scenarios import make_scenario_video
+    from sam2r.data.synthetic import SynthConfig
+
+    video = make_scenario_video(0, "distractor", SynthConfig(num_frames=8))
+    root = tmp_path_factory.mktemp("scenario")
+    (root / "clip").mkdir()
+    for i, frame in enumerate(video.frames):
+        Image.fromarray(frame).save(root / "clip" / f"{i:05d}.png")
+    ys, xs = np.nonzero(video.masks[0])
+    return root, [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+
+
+def test_changing_the_memory_mode(
+    model: Any, scenario: tuple[Path, list[float]], tmp_path: Path
+) -> None:
+    root, box = scenario
+    app = build_app(root, model, workspace=tmp_path / "ws")
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        sid = open_(client, path="clip")
+        url = f"/api/s/{sid}"
+        assert ok(client.get(url))["memory"] == "official"  # the studio's default
+        ok(client.post(f"{url}/objects", json={}))
+        ok(client.post(f"{url}/box", json={"frame": 0, "obj": 1, "box": box}))
+        # before tracking: changed freely (and back)
+        r = ok(client.post(f"{url}/memory", json={"memory": "distractor"}))
+        assert r == {"memory": "distractor", "cleared": False, "tracked": [0]}
+        ok(client.post(f"{url}/memory", json={"memory": "official"}))
+        events(client, sid)
+        official = _direct(model, root / "clip", "official", box=box)
+        _same_as_direct(client, sid, official)
+        # after tracking: only when the caller confirms that the tracked masks go
+        refused(client.post(f"{url}/memory", json={"memory": "motion"}), 409, "clears the tracked")
+        refused(client.post(f"{url}/memory", json={"memory": "fast"}), 400, "must be one of")
+        refused(client.post(f"{url}/memory", json={}), 400, "missing")
+        wrong = {"memory": "motion", "clear": "yes"}
+        refused(client.post(f"{url}/memory", json=wrong), 400, "clear")
+        assert ok(client.get(url))["memory"] == "official"
+        prompted = ok(client.get(f"{url}/masks/0"))
+        r = ok(client.post(f"{url}/memory", json={"memory": "motion", "clear": True}))
+        assert r == {"memory": "motion", "cleared": True, "tracked": [0]}
+        assert ok(client.get(f"{url}/masks/0")) == prompted  # the prompted frame keeps its mask
+        assert ok(client.get(f"{url}/masks/3"))["objects"] == []
+        assert list(ok(client.get(f"{url}/scores"))["scores"]) == ["0"]
+        info = ok(client.get(url))
+        assert info["memory"] == "motion" and info["has_tracked"] is False
+        events(client, sid)  # tracked again: as VideoPredictor(memory="motion") tracks
+        motion = _direct(model, root / "clip", "motion", box=box)
+        _same_as_direct(client, sid, motion)
+        assert any(not np.array_equal(motion[f][0], official[f][0]) for f in motion)
+        image = open_(client, path="clip/00000.png", memory="motion")  # images have none
+        refused(client.post(f"/api/s/{image}/memory", json={"memory": "motion"}), 400, "video")
+        refused(client.post("/api/sessions", json={"path": "clip", "memory": "x"}), 400, "memory")
+
+
+def test_the_studio_default_memory_mode(model: Any, root: Path, tmp_path: Path) -> None:
+    app = build_app(root, model, workspace=tmp_path / "ws", memory="motion")
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        assert ok(c.get("/api/info"))["memory"] == "motion"
+        sid = open_(c, path="clip")
+        assert ok(c.get(f"/api/s/{sid}"))["memory"] == "motion"
+        info = ok(c.post("/api/sessions", json={"path": "clip", "memory": "official"}))
+        assert info["memory"] == "official"
+    with pytest.raises(ValueError, match="memory must be one of"):
+        build_app(root, model, workspace=tmp_path / "ws", memory="fast")
+
+
 def _free_port() -> int:
     import socket
 
@@ -418,3 +552,5 @@ def test_the_command_refuses_bad_options(tmp_path: Path) -> None:
 
     assert main(["studio", str(tmp_path / "missing.png"), "--workspace", str(tmp_path)]) == 2
     assert main(["studio", ".", "--port", "70000"]) == 2
+    with pytest.raises(SystemExit):  # argparse: not one of the choices
+        main(["studio", ".", "--memory", "fast"])

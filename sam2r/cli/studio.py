@@ -1,6 +1,7 @@
 """The `sam2r studio` command: the browser annotation tool on a file or a folder.
 
     sam2r studio [PATH] [--model NAME | --checkpoint FILE] [--host 127.0.0.1] [--port 8000]
+                 [--memory official|motion|distractor]
 
 PATH is an image, a video file, a frame folder or a folder of those (default: the current
 folder). The studio binds to 127.0.0.1 unless `--host` says otherwise (then it warns).
@@ -36,6 +37,7 @@ def cmd_studio(args: argparse.Namespace) -> int:
             workspace=args.workspace,
             max_upload_mb=args.max_upload_mb,
             state_budget_mb=args.state_budget_mb,
+            memory=args.memory,
         )
     except (ImportError, ValueError) as e:
         raise CliError(str(e)) from None
@@ -61,6 +63,11 @@ def add_studio_parser(
     st.add_argument(
         "--state-budget-mb", type=float, default=64,
         help="RAM for each video session's stored masks and memories; the rest spills to disk",
+    )  # fmt: skip
+    st.add_argument(
+        "--memory", choices=("official", "motion", "distractor"), default="official",
+        help="the memory mode videos open with (the page changes it per video; default: "
+        "official)",
     )  # fmt: skip
     st.set_defaults(func=cmd_studio)
     return st

@@ -34,12 +34,14 @@ def build_app(
     state_budget_mb: float | None = 64,
     max_sessions: int = 8,
     allowed_hosts: tuple[str, ...] | None = ("127.0.0.1", "localhost", "::1", "[::1]"),
+    memory: str = "official",
 ) -> Any:
     """The studio's FastAPI app on `path` (an image, a video file, a frame folder or a folder).
 
     The folder served is `path` itself, or the folder holding it; a file or a frame folder is
     opened when the page loads. `workspace` (default `./sam2r-studio`) receives uploads,
-    exports and projects.
+    exports and projects. `memory` is the memory mode videos open with ("official", "motion"
+    or "distractor"; the page changes it per video).
     """
     from sam2r.studio.app import create_app
     from sam2r.studio.store import Studio
@@ -56,7 +58,7 @@ def build_app(
             raise ValueError(f"{path}: neither an image nor a video file")
         root, initial = target.parent, target.name
     ws = Path(workspace) if workspace is not None else Path.cwd() / "sam2r-studio"
-    studio = Studio(root, ws, model, max_upload_mb, state_budget_mb, max_sessions)
+    studio = Studio(root, ws, model, max_upload_mb, state_budget_mb, max_sessions, memory)
     name = model_name if model_name is not None else model.cfg.name
     return create_app(studio, initial=initial, model_name=name, allowed_hosts=allowed_hosts)
 

@@ -12,7 +12,7 @@ loopback, so a web page elsewhere cannot reach it through DNS rebinding.
     GET  /api/browse?path=              what the root folder holds
     POST /api/upload?name=              raw body: an image or a video (checked by content)
     GET  /api/projects                  saved projects
-    POST /api/sessions                  {"path"|"upload"|"project": ...} -> a new session
+    POST /api/sessions                  {"path"|"upload"|"project": ..., "memory"?} -> a session
     GET|DELETE /api/s/{sid}             the session's state / close it (POST .../close too)
     GET  /api/s/{sid}/frame/{i}         the frame as JPEG (?width= for a thumbnail)
     GET  /api/s/{sid}/masks/{i}         the masks of a frame
@@ -28,6 +28,8 @@ loopback, so a web page elsewhere cannot reach it through DNS rebinding.
     POST /api/s/{sid}/cancel            stop tracking
     POST /api/s/{sid}/export            {"formats": ["png", "coco", "mp4"]}
     POST /api/s/{sid}/save              {"name"} save the session as a project
+    POST /api/s/{sid}/memory            {"memory": "official"|"motion"|"distractor", "clear"?}
+                                        (videos; after tracking, clear=true drops tracked masks)
     GET  /api/files/{path}              download an export
 """
 
@@ -139,6 +141,7 @@ def create_app(
             "image_size": studio.model.image_size,
             "initial": initial,
             "max_upload_mb": studio.max_upload_bytes / 2**20,
+            "memory": studio.memory,
         }
 
     @app.get("/api/browse")
@@ -308,6 +311,15 @@ def create_app(
             "path": str(files[0].parent) if files else None,
             "files": [{"name": r, "url": f"/api/files/{r}"} for r in listed],
         }
+
+    @app.post("/api/s/{sid}/memory")
+    async def memory(sid: str, request: Request) -> Any:
+        data = await body(request)
+        (mode,) = need(data, "memory")
+        doc = studio.doc(sid)
+        if doc.kind != "video":
+            raise StudioError("the memory mode is a video's (images have no memory)")
+        return await run_in_threadpool(doc.set_memory, mode, data.get("clear", False))
 
     @app.post("/api/s/{sid}/save")
     async def save(sid: str, request: Request) -> Any:

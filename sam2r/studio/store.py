@@ -4,7 +4,9 @@ Each tab opens its own session (a random id) on an image or a video of the root 
 upload, or a saved project; sessions never share objects or prompts. They share the model, and
 one lock (`compute`) lets one model run at a time: on a CPU two at once only slow each other
 down. At most `max_sessions` stay open: beyond that the longest-idle session is closed (it must
-have been idle 5 minutes), else the new one is refused.
+have been idle 5 minutes), else the new one is refused. Videos are tracked by one
+`VideoPredictor` per memory mode (made when first used), the studio's default mode unless the
+request or the project says otherwise.
 
 What is left to others: the routes (`app`), the documents (`image_doc`, `video_doc`).
 """
@@ -23,6 +25,8 @@ import numpy as np
 
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.video import VideoPredictor
+from sam2r.predictor.video.persist import read_payload, saved_memory
+from sam2r.predictor.video.selection import MEMORY_MODES
 from sam2r.studio.files import StudioError, kind_of, resolve_inside, safe_name
 from sam2r.studio.image_doc import ImageDoc
 from sam2r.studio.video_doc import VideoDoc
@@ -45,6 +49,8 @@ class Studio:
         max_upload_mb: the largest upload accepted.
         state_budget_mb: RAM for the stored masks and memories of each video session.
         max_sessions: open sessions at most (one per browser tab).
+        memory: the memory mode a video opens with unless the request names one ("official",
+            "motion" or "distractor").
     """
 
     def __init__(
@@ -55,6 +61,7 @@ class Studio:
         max_upload_mb: float = 200,
         state_budget_mb: float | None = 64,
         max_sessions: int = 8,
+        memory: str = "official",
     ) -> None:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
@@ -67,7 +74,11 @@ class Studio:
         self.state_budget_mb = state_budget_mb
         self.max_sessions = max_sessions
         self.compute = threading.Lock()
-        self.video_predictor = VideoPredictor(model)
+        if not isinstance(memory, str) or memory not in MEMORY_MODES:
+            raise ValueError(f"memory must be one of {MEMORY_MODES}, got {memory!r}")
+        self.memory = memory
+        self._predictors: dict[str, VideoPredictor] = {}
+        self.video_predictor = self.predictor_for(self.memory)  # the default mode's
         self.docs: dict[str, ImageDoc | VideoDoc] = {}
         self.last_used: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -83,6 +94,13 @@ class Studio:
     @property
     def projects(self) -> Path:
         return self.workspace / "projects"
+
+    def predictor_for(self, memory: str) -> VideoPredictor:
+        """The video predictor of a memory mode (one per mode, sharing the model)."""
+        memory = _check_memory(memory)
+        if memory not in self._predictors:
+            self._predictors[memory] = VideoPredictor(self.model, memory=memory)
+        return self._predictors[memory]
 
     # ----------------------------------------------------------------------------------------
     def doc(self, sid: str) -> ImageDoc | VideoDoc:
@@ -131,19 +149,28 @@ class Studio:
 
     # ----------------------------------------------------------------------------------------
     def open(self, request: dict[str, Any]) -> tuple[str, ImageDoc | VideoDoc]:
-        """Open {"path": in the root} | {"upload": in the uploads} | {"project": name}."""
+        """Open {"path": in the root} | {"upload": in the uploads} | {"project": name}.
+
+        A path or an upload may name the memory mode a video is tracked with ({"memory":
+        "motion"}; default: the studio's); a project reopens in the mode it was saved with.
+        """
         keys = [k for k in ("path", "upload", "project") if k in request]
         if len(keys) != 1:
             raise StudioError('give exactly one of "path", "upload" or "project"')
         key = keys[0]
         if key == "project":
+            if "memory" in request:
+                raise StudioError("a project reopens in the memory mode it was saved with")
             return self._open_project(request["project"])
+        memory = _check_memory(request.get("memory", self.memory))
         base, prefix = (self.root, "root") if key == "path" else (self.uploads, "upload")
         path = resolve_inside(base, request[key])
-        doc = self._open_path(path, f"{prefix}:{request[key]}")
+        doc = self._open_path(path, f"{prefix}:{request[key]}", memory=memory)
         return self._register(doc), doc
 
-    def _open_path(self, path: Path, source: str, saved: Path | None = None) -> ImageDoc | VideoDoc:
+    def _open_path(
+        self, path: Path, source: str, saved: Path | None = None, memory: str | None = None
+    ) -> ImageDoc | VideoDoc:
         kind = kind_of(path)
         name = _doc_name(path)
         if kind == "image":
@@ -157,9 +184,10 @@ class Studio:
             return ImageDoc(name, source, image, self.model, self.compute)
         if kind == "video":
             try:
+                predictor = self.predictor_for(memory if memory is not None else self.memory)
                 return VideoDoc(
-                    name, source, path, self.video_predictor, self.compute,
-                    self.state_budget_mb, saved,
+                    name, source, path, predictor, self.compute,
+                    self.state_budget_mb, saved, self.predictor_for,
                 )  # fmt: skip
             except ImportError as e:
                 raise StudioError(str(e), 501) from None
@@ -216,18 +244,29 @@ class Studio:
                 raise StudioError(f"project {name!r} is damaged ({e})", 422) from None
         elif video_file.is_file():
             try:
-                meta = VideoPredictor.session_metadata(video_file)
+                payload = read_payload(video_file)
+                meta = json.loads(payload["metadata"])
                 source = meta["source"]
-            except (ValueError, KeyError, TypeError) as e:
+                memory = _check_memory(saved_memory(payload)["mode"])
+            except (ValueError, KeyError, TypeError, StudioError) as e:
                 raise StudioError(f"project {name!r} cannot be read ({e})", 422) from None
+            del payload  # its tensors: `load_session` reads the file again
             try:
-                doc = self._open_path(self._resolve_source(source), source, saved=video_file)
+                doc = self._open_path(
+                    self._resolve_source(source), source, saved=video_file, memory=memory
+                )
             except StudioError as e:
                 raise StudioError(f"project {name!r}: {e}", e.status) from None
             doc.restore(meta)
         else:
             raise StudioError(f"no project named {name!r}", 404)
         return self._register(doc), doc
+
+
+def _check_memory(memory: Any) -> str:
+    if not isinstance(memory, str) or memory not in MEMORY_MODES:
+        raise StudioError(f"memory must be one of {', '.join(MEMORY_MODES)}, got {memory!r}")
+    return memory
 
 
 def _close(doc: ImageDoc | VideoDoc) -> None:

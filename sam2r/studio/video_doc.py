@@ -12,6 +12,13 @@ re-runs what is left on that frame (from the frame's current mask, as every clic
 `track` is a generator of events, one per tracked frame; `cancel` stops it between two frames.
 Only one tracking runs per document; prompts and removals wait for it (409).
 
+The memory mode ("official", "motion" or "distractor", see `sam2r.predictor.video.selection`)
+is the document's predictor's: set when the video is opened, changed with `set_memory`. A change
+after tracking drops the tracked frames' outputs (`VideoPredictor.clear_tracking`: objects,
+prompts and the prompted frames' masks stay; nothing tracked under the old mode is read under the
+new one) and only when the caller confirms it (`clear=True`). Projects keep the mode (the session
+file records it) and reopen in it.
+
 What is left to others: the HTTP routes (`app`), the predictor and session files
 (`sam2r.predictor.video`), exports (`exports`).
 """
@@ -21,7 +28,7 @@ from __future__ import annotations
 import base64
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +38,7 @@ import numpy as np
 from sam2r.predictor.video import FrameResult, VideoPredictor
 from sam2r.predictor.video.checks import propagation_order
 from sam2r.predictor.video.results import label_map
+from sam2r.predictor.video.selection import MEMORY_MODES
 from sam2r.studio.files import StudioError
 from sam2r.studio.objects import ObjectList, decode_mask, encode_mask
 from sam2r.studio.prompts import check_box, check_click
@@ -69,11 +77,13 @@ class VideoDoc:
         compute: threading.Lock,
         state_budget_mb: float | None = 64,
         saved: Path | None = None,
+        predictor_for: Callable[[str], VideoPredictor] | None = None,
     ) -> None:
         self.name = name
         self.source = source
         self.path = path
-        self.predictor = predictor
+        self.predictor = predictor  # its `memory` is the document's memory mode
+        self.predictor_for = predictor_for  # mode -> the studio's predictor of that mode
         self.compute = compute
         self.lock = threading.RLock()
         if saved is None:
@@ -120,7 +130,14 @@ class VideoDoc:
                 "num_frames": self.num_frames,
                 "objects": self.objects.infos(),
                 "busy": self.busy,
+                "memory": self.memory,
+                "has_tracked": self.session.has_tracked,
             }
+
+    @property
+    def memory(self) -> str:
+        """The memory mode tracking uses: "official", "motion" or "distractor"."""
+        return self.predictor.memory
 
     def close(self) -> None:
         self._cancel.set()
@@ -209,6 +226,43 @@ class VideoDoc:
             return self.predictor.add_points(
                 self.session, frame, oid, coords, labels, clear_old_points=True, box=box
             )
+
+    # ----------------------------------------------------------------------------------------
+    # memory mode
+    # ----------------------------------------------------------------------------------------
+    def set_memory(self, mode: Any, clear: bool = False) -> dict[str, Any]:
+        """Track with another memory mode from now on.
+
+        Before any tracking this only changes the mode. Once frames were tracked, their outputs
+        were made under the old mode's memory: they are dropped (prompts and the prompted
+        frames' masks stay), and only with `clear=True` (else StudioError 409 saying so).
+        """
+        if not isinstance(mode, str) or mode not in MEMORY_MODES:
+            raise StudioError(f"memory must be one of {', '.join(MEMORY_MODES)}, got {mode!r}")
+        if not isinstance(clear, bool):
+            raise StudioError(f"clear must be true or false, got {clear!r}")
+        with self.lock:
+            self._idle()
+            if mode == self.memory:
+                return {"memory": mode, "cleared": False, "tracked": self.tracked_frames()}
+            if self.predictor_for is None:
+                raise StudioError(f"this video is tracked with memory {self.memory!r} only")
+            tracked = self.session.has_tracked
+            if tracked and not clear:
+                raise StudioError(
+                    f"frames were tracked with memory {self.memory!r}: changing it to {mode!r} "
+                    "clears the tracked masks (prompts stay); confirm with clear=true",
+                    409,
+                )
+            predictor = self.predictor_for(mode)
+            if tracked:
+                with self.compute:
+                    results = predictor.clear_tracking(self.session)
+                self.store = {}
+                for result in results:
+                    self._keep(result)
+            self.predictor = predictor
+            return {"memory": mode, "cleared": tracked, "tracked": self.tracked_frames()}
 
     # ----------------------------------------------------------------------------------------
     # tracking
@@ -346,6 +400,7 @@ class VideoDoc:
                 "format": "sam2r.studio.video",
                 "source": self.source,
                 "name": self.name,
+                "memory": self.memory,  # for people reading it; the session file decides
                 "objects": self.objects.to_json(),
                 "prompts": [[o, f, fp.points, fp.box] for (o, f), fp in self.prompts.items()],
                 "history": [list(h) for h in self.history],

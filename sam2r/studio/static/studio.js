@@ -7,6 +7,7 @@ const S = {
   objects: [], active: null, frame: 0,
   image: null, masks: { objects: [], prompts: [] },
   scores: {}, tracked: new Set(), tracking: null, lastTrackFrame: -1,
+  memory: "official", hasTracked: false,
 };
 const $ = (id) => document.getElementById(id);
 const canvas = $("canvas");
@@ -188,7 +189,9 @@ async function openDoc(request) {
     sid: info.session, kind: info.kind, w: info.width, h: info.height, n: info.num_frames,
     name: info.name, objects: info.objects, frame: 0, scores: {}, tracked: new Set(),
     active: info.objects.length ? info.objects[0].id : null,
+    memory: info.memory || S.memory, hasTracked: !!info.has_tracked,
   });
+  $("memory").value = S.memory;
   canvas.width = S.w; canvas.height = S.h;
   fitCanvas();
   $("doc-name").textContent = `${info.name} (${info.kind}${info.kind === "video" ? `, ${info.num_frames} frames` : ""})`;
@@ -356,6 +359,7 @@ function onTrackEvent(ev, t0) {
   if (ev.type === "start") { p.max = Math.max(1, ev.total); p.value = 0; status(`tracking ${ev.total} frames…`); return; }
   if (ev.type === "frame") {
     p.value = ev.done;
+    S.hasTracked = true;
     S.tracked.add(ev.frame);
     const sc = (S.scores[ev.frame] = {});
     for (const o of ev.objects) sc[o.id] = o.score;
@@ -375,6 +379,31 @@ async function cancelTrack() {
   await sapi("POST", "/cancel").catch(() => {});
   for (let i = 0; i < 200 && S.tracking === ctl; i++) await new Promise((r) => setTimeout(r, 25));
   if (S.tracking === ctl) ctl.abort();
+}
+
+// the memory mode of the video: changed before tracking freely; after tracking it clears the
+// tracked masks (prompts stay), once the person confirms
+async function setMemory(mode) {
+  const sel = $("memory");
+  if (!S.sid || S.kind !== "video" || mode === S.memory) return;
+  if (S.tracking) await cancelTrack();
+  const clear = S.hasTracked;
+  if (clear && !window.confirm(`Track with the "${mode}" memory instead of "${S.memory}"?\n\n` +
+      "The tracked masks of this video are cleared (your prompts stay); track again afterwards.")) {
+    sel.value = S.memory;
+    return;
+  }
+  let r;
+  try { r = await sapi("POST", "/memory", { memory: mode, clear }); } catch (e) { sel.value = S.memory; throw e; }
+  S.memory = r.memory;
+  if (r.cleared) {
+    S.hasTracked = false;
+    S.scores = (await sapi("GET", "/scores")).scores;
+    S.tracked = new Set(r.tracked);
+    await loadMasks(S.frame);
+    drawScores();
+  }
+  status(`memory: ${r.memory}${r.cleared ? " (tracked masks cleared: track again)" : ""}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -398,7 +427,7 @@ async function browse(path) {
     li.onclick = () => guarded(async () => {
       if (e.kind === "folder") return browse(e.path);
       $("open-dialog").close();
-      await openDoc({ path: e.path });
+      await openDoc({ path: e.path, memory: $("memory").value });
     });
     ul.append(li);
   }
@@ -416,7 +445,7 @@ async function upload(file) {
   const r = await fetch(`/api/upload?name=${encodeURIComponent(file.name.replace(/[^A-Za-z0-9_.-]/g, "_"))}`, { method: "POST", body: file });
   const data = await r.json().catch(() => ({ error: r.statusText }));
   if (!r.ok) throw new Error(data.error);
-  await openDoc({ upload: data.upload });
+  await openDoc({ upload: data.upload, memory: $("memory").value });
 }
 async function exportDoc() {
   const formats = [...document.querySelectorAll(".fmt:checked")].map((c) => c.value);
@@ -462,8 +491,9 @@ $("track-fwd").onclick = () => guarded(() => startTrack("forward"));
 $("track-back").onclick = () => guarded(() => startTrack("backward", S.frame));
 $("track-both").onclick = () => guarded(() => startTrack("both"));
 $("cancel-btn").onclick = () => guarded(cancelTrack);
+$("memory").onchange = (e) => guarded(() => setMemory(e.target.value));
 document.addEventListener("keydown", (e) => {
-  if (!S.sid || e.target.tagName === "INPUT") return;
+  if (!S.sid || e.target.tagName === "INPUT" || e.target.tagName === "SELECT") return;
   if (e.key === "ArrowLeft") guarded(() => gotoFrame(S.frame - 1));
   else if (e.key === "ArrowRight") guarded(() => gotoFrame(S.frame + 1));
   else if (e.key === "z" && (e.ctrlKey || e.metaKey)) guarded(undo);
@@ -482,5 +512,6 @@ function fitCanvas() {
 (async () => {
   const info = await api("GET", "/api/info");
   $("model-name").textContent = `${info.model} · sam2r ${info.version}`;
+  S.memory = $("memory").value = info.memory || "official";
   if (info.initial !== null) await guarded(() => openDoc({ path: info.initial }));
 })();
