@@ -25,6 +25,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from onnx_helpers import bundled_model, compare, exported, parity_model, replay  # noqa: E402
+from test_onnx_runtime import MAIN  # noqa: E402
 
 from sam2r import VideoPredictor  # noqa: E402
 from sam2r.data.scenarios import make_scenario_video  # noqa: E402
@@ -84,16 +85,8 @@ def _check(got, want, spies, sessions) -> list[Decision]:
     return spies[0].log
 
 
-PARITY_OPS = [
-    dict(op="points", frame_idx=0, obj_id=1, points=[[58, 84]], labels=[1]),
-    dict(op="points", frame_idx=0, obj_id=2, box=[196, 34, 271, 106]),
-    dict(op="propagate"),
-    dict(
-        op="points", frame_idx=4, obj_id=1, points=[[147, 128]], labels=[0], clear_old_points=False
-    ),
-    dict(op="propagate"),
-    dict(op="propagate", start=7, reverse=True),
-]
+# the parity fixtures' main session up to the reverse pass: clicks, a box, a correction click
+PARITY_OPS = MAIN[:6]
 
 
 @pytest.mark.parametrize("mode", MODES)
