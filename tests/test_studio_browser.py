@@ -39,6 +39,7 @@ CLIP = EXAMPLES / "synth_davis" / "JPEGImages" / "480p" / "val_00000"
 GT = EXAMPLES / "synth_davis" / "Annotations" / "480p" / "val_00000" / "00000.png"
 RED = [128, 0, 0]  # object 1's colour: its contour is drawn solid in it
 SHOTS = os.environ.get("SAM2R_SCREENSHOTS")
+STUDIOS: dict[str, Any] = {}  # the server's URL -> its `Studio` (to look behind the page)
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +58,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if srv.started:
             break
         time.sleep(0.05)
+    STUDIOS[f"http://127.0.0.1:{port}/"] = app.state.studio
     yield f"http://127.0.0.1:{port}/"
     srv.should_exit = True
     thread.join(10)
@@ -251,4 +253,45 @@ def test_image_view(server: str, browser: Any) -> None:
     assert page.locator("#objects li input").first.input_value() == "disc"  # renamed
     page.locator("#objects li .remove-btn").first.click()
     page.wait_for_function("() => document.querySelectorAll('#objects li').length === 2")
+    assert page.errors == []
+
+
+def test_memory_mode_chosen_in_the_page(server: str, browser: Any) -> None:
+    gt = np.array(Image.open(GT))
+    h, w = gt.shape
+    x, y = label_anchor(gt == 1)
+    page = _page(browser, server)
+    _open(page, "clip")
+    assert page.locator("#memory").input_value() == "official"  # the studio's default
+    page.select_option("#memory", "motion")  # before tracking: no question asked
+    _status(page, "memory: motion")
+    _click(page, x, y, w, h)
+    _status(page, "mask in")
+    page.click("#track-fwd")
+    _status(page, "tracked 16 frames")
+    docs = [d for d in STUDIOS[server].docs.values() if getattr(d, "memory", None) == "motion"]
+    assert len(docs) == 1 and docs[0].session.objects[1].selection is not None  # applied
+    assert _count(page, RED, "scoretrack") > 0
+    if SHOTS:
+        page.locator("#scrubber").fill("5")
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(Path(SHOTS) / "studio_memory.png"))
+    tracked_track = _count(page, RED, "scoretrack")
+
+    # after tracking the page asks first: dismissed, nothing changes
+    page.once("dialog", lambda d: d.dismiss())
+    page.select_option("#memory", "distractor")
+    page.wait_for_function("() => document.getElementById('memory').value === 'motion'")
+    assert docs[0].memory == "motion" and docs[0].session.has_tracked
+    # accepted: the tracked masks are cleared, the prompt stays; tracking again uses the mode
+    messages: list[str] = []
+    page.once("dialog", lambda d: (messages.append(d.message), d.accept()))
+    page.select_option("#memory", "distractor")
+    _status(page, "memory: distractor (tracked masks cleared")
+    assert "cleared" in messages[0] and docs[0].memory == "distractor"
+    assert 0 < _count(page, RED, "scoretrack") < tracked_track  # only the prompted frame left
+    page.click("#track-fwd")
+    _status(page, "tracked 16 frames")
+    assert docs[0].session.objects[1].selection is not None
+    assert _count(page, RED, "scoretrack") == tracked_track
     assert page.errors == []
