@@ -2,7 +2,9 @@
 frame and which stored frames a frame reads.
 
 It follows the torch video predictor's bank (`sam2r.predictor.video.bank` and `.memory`, the
-official `sam2==1.1.0` rules), restated here because those modules import torch:
+official `sam2==1.1.0` rules): which frames are read is planned by the torch predictor's own
+plain-Python functions (`sam2r.predictor.video.memory`, `.policy`); the filing is restated
+here, on this module's `Track` (those of `.bank` work on torch tensors):
 
 * a `Track` keeps one object's prompts and `State`s per frame: `cond` (conditioning, prompted
   frames), `non_cond` (tracked frames), and the pending outputs of prompts made since the last
@@ -26,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from sam2r.predictor.video.memory import plan_memory as official_plan
+from sam2r.predictor.video.memory import select_cond_frames
 from sam2r.predictor.video.policy import MemoryPolicy, ObjectMemory
 
 
@@ -37,6 +41,11 @@ class State:
     obj_ptr: np.ndarray  # (C,) object pointer
     score: float  # object score logit, > 0 where the object is present
     maskmem: np.ndarray | None = None  # (mem_dim, h, w) float32 holding bfloat16 values
+
+    @property
+    def has_memory(self) -> bool:
+        """Whether the memory encoder has run for this output."""
+        return self.maskmem is not None
 
 
 @dataclass(eq=False)
@@ -99,62 +108,24 @@ class Plan:
         )
 
 
-def _select_cond(frame_idx: int, frames: list[int], limit: int) -> tuple[list[int], list[int]]:
-    """Conditioning frames read (closest before, closest at/after, then by distance) and not."""
-    if limit == -1 or len(frames) <= limit:
-        return list(frames), []
-    chosen: list[int] = []
-    before = [t for t in frames if t < frame_idx]
-    after = [t for t in frames if t >= frame_idx]
-    if before:
-        chosen.append(max(before))
-    if after:
-        chosen.append(min(after))
-    rest = sorted((t for t in frames if t not in chosen), key=lambda t: abs(t - frame_idx))
-    chosen += rest[: limit - len(chosen)]
-    return chosen, [t for t in frames if t not in chosen]
-
-
-def _previous(frame_idx: int, steps_back: int, stride: int, reverse: bool) -> int:
-    """The tracked frame `steps_back` memory slots back (1: the adjacent one)."""
-    if steps_back == 1:
-        return frame_idx + 1 if reverse else frame_idx - 1
-    if reverse:
-        return -(-(frame_idx + 2) // stride) * stride + (steps_back - 2) * stride
-    return ((frame_idx - 2) // stride) * stride - (steps_back - 2) * stride
-
-
 def plan_memory(
     track: Track, frame_idx: int, reverse: bool, num_frames: int, cfg: dict[str, Any]
 ) -> Plan:
-    """The memories and pointers of `track` that `frame_idx` reads (not an initial prompt)."""
-    k = int(cfg["num_maskmem"])
-    chosen, left = _select_cond(frame_idx, list(track.cond), int(cfg["max_cond_frames_in_attn"]))
-    left_out = {t: track.cond[t] for t in left}
-    spatial = [(0, track.cond[t]) for t in chosen if track.cond[t].maskmem is not None]
-    stride = int(cfg["memory_temporal_stride_for_eval"])
-    for slot in range(1, k):
-        t = _previous(frame_idx, k - slot, stride, reverse)
-        out = track.non_cond.get(t, left_out.get(t))
-        if out is not None and out.maskmem is not None:
-            spatial.append((slot, out))
-
-    max_ptrs = min(num_frames, int(cfg["max_obj_ptrs_in_encoder"]))
-    signed = bool(cfg["use_signed_tpos_enc_to_obj_ptrs"])
-    sign = -1 if reverse else 1
-    pointers: list[tuple[int, State]] = []
-    for t in chosen:
-        if (t >= frame_idx) if reverse else (t <= frame_idx):
-            d = (frame_idx - t) * sign if signed else abs(frame_idx - t)
-            pointers.append((d, track.cond[t]))
-    for step in range(1, max_ptrs):
-        t = frame_idx + step if reverse else frame_idx - step
-        if t < 0 or t >= num_frames:
-            break
-        out = track.non_cond.get(t, left_out.get(t))
-        if out is not None:
-            pointers.append((step, out))
-    return Plan(spatial, pointers, max_ptrs)
+    """The memories and pointers of `track` that `frame_idx` reads (not an initial prompt), by
+    the torch predictor's own rules (`sam2r.predictor.video.memory`, plain Python)."""
+    plan = official_plan(
+        frame_idx,
+        reverse,
+        track.cond,
+        track.non_cond,
+        num_frames,
+        num_maskmem=int(cfg["num_maskmem"]),
+        stride=int(cfg["memory_temporal_stride_for_eval"]),
+        max_cond_frames=int(cfg["max_cond_frames_in_attn"]),
+        max_obj_ptrs=int(cfg["max_obj_ptrs_in_encoder"]),
+        signed_ptr_distance=bool(cfg["use_signed_tpos_enc_to_obj_ptrs"]),
+    )
+    return Plan(plan.spatial, plan.pointers, plan.max_ptrs)
 
 
 def object_memory(policy: MemoryPolicy, track: Track, cfg: dict[str, Any]) -> ObjectMemory[State]:
@@ -175,14 +146,14 @@ def plan_selection(
     cfg: dict[str, Any],
 ) -> Plan:
     """`plan_memory` under an opt-in memory mode (`MemoryPolicy.read`, as the torch predictor)."""
-    chosen, _ = _select_cond(frame_idx, list(track.cond), int(cfg["max_cond_frames_in_attn"]))
+    chosen, _ = select_cond_frames(frame_idx, list(track.cond), int(cfg["max_cond_frames_in_attn"]))
     spatial, pointers, max_ptrs = policy.read(
         object_memory(policy, track, cfg),
         frame_idx,
         reverse,
         track.cond,
         chosen,
-        lambda s: s.maskmem is not None,
+        lambda s: s.has_memory,
         num_frames=num_frames,
         num_maskmem=int(cfg["num_maskmem"]),
         max_obj_ptrs=int(cfg["max_obj_ptrs_in_encoder"]),

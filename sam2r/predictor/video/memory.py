@@ -13,15 +13,19 @@ For a frame that is not an initial prompt, one object's memory is
 This is the selection of the official `SAM2Base._prepare_memory_conditioned_features` in
 evaluation mode, written as a pure function of the stored outputs so it can be tested alone.
 Turning the selection into tokens is the model's job (`SAM2Model.spatial_memory_tokens`,
-`SAM2Model.pointer_tokens`); keeping the frames around is the session's.
+`SAM2Model.pointer_tokens`); keeping the frames around is the session's. Plain Python (no
+torch): the ONNX tracker plans its memory with the same functions (`sam2r.onnx.bank`); a
+stored output only needs `has_memory`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sam2r.predictor.video.session import FrameState
+if TYPE_CHECKING:
+    from sam2r.predictor.video.session import FrameState
 
 
 @dataclass
