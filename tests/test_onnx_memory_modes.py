@@ -89,19 +89,29 @@ def _check(got, want, spies, sessions) -> list[Decision]:
 PARITY_OPS = MAIN[:6]
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_modes_match_video_predictor_on_parity_video(mode: str) -> None:
+SINGLE = ("++model.multimask_output_for_tracking=false",)  # one mask per tracked frame
+
+
+@pytest.mark.parametrize(("mode", "overrides"), [
+    ("motion", ()),
+    ("distractor", ()),
+    ("motion", SINGLE),  # the rules see the one mask the decoder gave (no candidates)
+])  # fmt: skip
+def test_modes_match_video_predictor_on_parity_video(mode: str, overrides: tuple[str, ...]) -> None:
     # the synthetic weights predict low IoUs: gates loosened so the rules have work to do
     knobs = dict(mask_threshold=-1.0, distractor_iou=0.0, distractor_gap=1, warmup=2)
     got, want, spies, sessions = _run_both(
-        mode, parity_model(), exported("parity"), str(VIDEO), PARITY_OPS, **knobs
-    )
+        mode, parity_model(overrides), exported("parity", overrides), str(VIDEO), PARITY_OPS,
+        **knobs,
+    )  # fmt: skip
     log = _check(got, want, spies, sessions)
     # 3 passes x 7 tracked frames x 2 objects (the correction click on frame 4 does not make it
     # a prompted frame: it is tracked again)
     assert len(log) == 3 * 7 * 2
     assert any(admitted for *_, admitted in log)
-    if mode == "distractor":
+    if overrides:
+        assert not any(used for _, _, _, used, _, _ in log)  # nothing to weigh
+    elif mode == "distractor":
         # a distractor seen on an admitted frame enters the bank, read by the next frames
         assert any(seen and admitted for *_, seen, admitted in log)
     else:
