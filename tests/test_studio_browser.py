@@ -141,10 +141,15 @@ def _count(page: Any, rgb: list[int], canvas: str = "canvas") -> int:
     )
 
 
-def test_annotate_the_example_clip_end_to_end(server: str, browser: Any) -> None:
+def _object_1() -> tuple[int, int, int, int]:
+    """A pixel x, y deep inside the clip's object 1 on frame 0, and the frame's w, h."""
     gt = np.array(Image.open(GT))
-    h, w = gt.shape
     x, y = label_anchor(gt == 1)
+    return x, y, gt.shape[1], gt.shape[0]
+
+
+def test_annotate_the_example_clip_end_to_end(server: str, browser: Any) -> None:
+    x, y, w, h = _object_1()
     page = _page(browser, server)
     _open(page, "clip")
     assert "16 frames" in page.locator("#doc-name").text_content()
@@ -257,9 +262,7 @@ def test_image_view(server: str, browser: Any) -> None:
 
 
 def test_memory_mode_chosen_in_the_page(server: str, browser: Any) -> None:
-    gt = np.array(Image.open(GT))
-    h, w = gt.shape
-    x, y = label_anchor(gt == 1)
+    x, y, w, h = _object_1()
     page = _page(browser, server)
     _open(page, "clip")
     assert page.locator("#memory").input_value() == "official"  # the studio's default
