@@ -229,3 +229,34 @@ def test_export_every_variant(name, tmp_path):
     _export_and_check(name, tmp_path, check_graphs=False)
     sessions = _sessions(tmp_path)  # every graph loads on the CPU provider
     assert set(sessions) == set(GRAPHS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["sam2.1_hiera_b+", "sam2.1_hiera_l", "sam2_hiera_s"])
+def test_image_encoder_numbers_other_variants(name, tmp_path):
+    """The fused forms (short windows as one Attention node, long keys 3-D, pooling as ReduceMax)
+    on the other Hiera layouts (window sizes, heads, global blocks, stage depths), at 512 px:
+    the exported encoder gives the torch encoder's features."""
+    from sam2r import build_model
+    from sam2r.model.sam2 import SAM2Model
+    from sam2r.onnx.exporter import graph_module
+
+    torch.manual_seed(0)
+    base = build_model(name)
+    model = SAM2Model(base.cfg.replace(image_size=512)).eval()
+    model.load_state_dict(base.state_dict(), strict=True)
+    export(model, tmp_path, graphs=("image_encoder",))
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "image_encoder.onnx")).graph.node}
+    assert {"Attention", "MultiHeadAttention", "ReduceMax"} <= ops
+    inputs = example_inputs(model, "image_encoder")
+    with torch.inference_mode():
+        ref = graph_module(model, "image_encoder")(*inputs.values())
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    sess = ort.InferenceSession(str(tmp_path / "image_encoder.onnx"), opts)
+    out = sess.run(None, {k: v.numpy() for k, v in inputs.items()})
+    for a, b in zip(out, ref, strict=True):
+        scale = max(1.0, float(b.abs().max()))
+        assert np.abs(a - b.numpy()).max() <= TOL * scale

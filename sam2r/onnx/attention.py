@@ -66,6 +66,14 @@ LONG_KEYS = 1024
 _ACTIVE = False
 
 
+def typed(out: Any, like: Any, rank: int) -> Any:
+    """Give a contributed op's output `like`'s dtype and a rank of `rank` (sizes unknown): the
+    exporter has no shape inference for the `com.microsoft` ops and warns for each node
+    otherwise."""
+    out.setType(like.type().with_sizes([None] * rank))
+    return out
+
+
 def _heads_to_3d(g: Any, x: Any) -> Any:
     """(B, nh, L, hd) -> (B, L, nh * hd) in the graph."""
     x = g.op("Transpose", x, perm_i=[0, 2, 1, 3])
@@ -87,7 +95,9 @@ class _MultiHeadAttention(torch.autograd.Function):
         q3 = _heads_to_3d(g, q)  # (B, Lq, nh * hd)
         if long_keys:
             k, v = _heads_to_3d(g, k), _heads_to_3d(g, v)
-        out = g.op("com.microsoft::MultiHeadAttention", q3, k, v, num_heads_i=num_heads)
+        out = typed(
+            g.op("com.microsoft::MultiHeadAttention", q3, k, v, num_heads_i=num_heads), q, 3
+        )
         shape = g.op("Constant", value_t=torch.tensor([0, 0, num_heads, -1]))
         out = g.op("Reshape", out, shape)  # (B, Lq, nh, hd)
         return g.op("Transpose", out, perm_i=[0, 2, 1, 3])  # (B, nh, Lq, hd)
@@ -113,7 +123,9 @@ class _MultiHeadAttention3d(torch.autograd.Function):
 
     @staticmethod
     def symbolic(g: Any, q: Any, k: Any, v: Any, num_heads: int) -> Any:
-        return g.op("com.microsoft::MultiHeadAttention", q, k, v, num_heads_i=num_heads)
+        return typed(
+            g.op("com.microsoft::MultiHeadAttention", q, k, v, num_heads_i=num_heads), q, 3
+        )
 
 
 def mha_3d(q: Tensor, k: Tensor, v: Tensor, num_heads: int) -> Tensor:
@@ -136,7 +148,9 @@ class _RotaryEmbedding(torch.autograd.Function):
 
     @staticmethod
     def symbolic(g: Any, x: Any, positions: Any, cos: Any, sin: Any, rotate: Any) -> Any:
-        return g.op("com.microsoft::RotaryEmbedding", x, positions, cos, sin, interleaved_i=1)
+        return typed(
+            g.op("com.microsoft::RotaryEmbedding", x, positions, cos, sin, interleaved_i=1), x, 4
+        )
 
 
 def rotary_embedding(x: Tensor, cos: Tensor, sin: Tensor, rotate: Any) -> Tensor:

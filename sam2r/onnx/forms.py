@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sam2r.model import hiera
-from sam2r.onnx.attention import LONG_KEYS
+from sam2r.onnx.attention import LONG_KEYS, typed
 
 
 def _pool_reduce_max(x: Tensor, pool: nn.MaxPool2d | None) -> Tensor:
@@ -67,7 +67,7 @@ class _Attention(torch.autograd.Function):
     @staticmethod
     def symbolic(g: Any, x: Any, weight: Any, bias: Any, num_heads: int) -> Any:
         w_t = g.op("Transpose", weight, perm_i=[1, 0])  # (C, 3 C_out), folded by the runtime
-        return g.op("com.microsoft::Attention", x, w_t, bias, num_heads_i=num_heads)
+        return typed(g.op("com.microsoft::Attention", x, w_t, bias, num_heads_i=num_heads), x, 3)
 
 
 def _multiscale_attention_forward(self: hiera.MultiScaleAttention, x: Tensor) -> Tensor:
