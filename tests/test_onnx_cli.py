@@ -51,3 +51,15 @@ def test_onnx_option_errors(tmp_path, capsys):
     assert main(["export", "onnx", "--model", "sam2r_micro", "--out", str(tmp_path),
                  "--image-size", "100"]) == 2  # fmt: skip
     assert "multiple of 32" in capsys.readouterr().err
+
+
+def test_export_without_fused_attention(tmp_path):
+    import onnx
+
+    out = tmp_path / "plain"
+    assert main(["export", "onnx", "--model", "sam2r_micro", "--out", str(out),
+                 "--no-fused-attention"]) == 0  # fmt: skip
+    assert json.loads((out / "manifest.json").read_text())["fused_attention"] is False
+    for name in ("image_encoder", "memory_attention"):
+        domains = {n.domain for n in onnx.load(str(out / f"{name}.onnx")).graph.node}
+        assert "com.microsoft" not in domains, name

@@ -1,14 +1,17 @@
 """The `sam2r export` command, and the `--onnx DIR` option of `sam2r image` / `sam2r video`.
 
     sam2r export onnx [--model NAME | --checkpoint PT] --out DIR [--opset 17] [--image-size N]
+        [--no-fused-attention]
     sam2r image photo.jpg --point 500,375 --onnx DIR
     sam2r video frames/ --point 0:1:210,350 --onnx DIR
 
 `export onnx` writes the four graphs and `manifest.json` of `sam2r.onnx.export`; with
 `--image-size` the model is rebuilt for another square input first (the weights do not depend
-on it; the RoPE grid, position encodings and mask sizes follow). `--onnx DIR` runs the image
-predictor or the tracker on ONNX Runtime (`sam2r.onnx`) instead of torch; the video command's
-outputs are written by the same code, so its results are wrapped as the torch predictor's.
+on it; the RoPE grid, position encodings and mask sizes follow); `--no-fused-attention` writes
+standard ONNX ops only, for runtimes other than ONNX Runtime (`sam2r.onnx.attention`).
+`--onnx DIR` runs the image predictor or the tracker on ONNX Runtime (`sam2r.onnx`) instead
+of torch; the video command's outputs are written by the same code, so its results are wrapped
+as the torch predictor's.
 
 What is left to others: the exporter and the runtime (`sam2r.onnx`), the two commands
 (`sam2r.cli.image`, `sam2r.cli.video`).
@@ -34,7 +37,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.image_size is not None and args.image_size != model.image_size:
         model = resized_model(model, args.image_size)
     try:
-        manifest = export(model, Path(args.out), opset=args.opset)
+        manifest = export(
+            model, Path(args.out), opset=args.opset, fused_attention=args.fused_attention
+        )
     except (ImportError, ValueError) as e:
         raise CliError(str(e)) from None
     for graph in manifest["graphs"].values():
@@ -65,6 +70,13 @@ def add_export_parser(
     ex.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 14, default 17)")
     ex.add_argument(
         "--image-size", type=int, metavar="N", help="square input size (default: the model's)"
+    )
+    ex.add_argument(
+        "--no-fused-attention",
+        dest="fused_attention",
+        action="store_false",
+        help="standard ONNX ops only (no com.microsoft Attention / MultiHeadAttention / "
+        "RotaryEmbedding nodes), for runtimes other than ONNX Runtime; slower on it",
     )
     model_args(ex)
     ex.set_defaults(func=cmd_export)
