@@ -50,11 +50,24 @@ def preprocess_frame(frame: np.ndarray | Image.Image, size: int) -> torch.Tensor
     image = frame.convert("RGB") if isinstance(frame, Image.Image) else None
     if image is None:
         image = Image.fromarray(to_rgb_array(frame))
-    resized = np.asarray(image.resize((size, size), Image.Resampling.BICUBIC))  # (S, S, 3) uint8
-    x = torch.from_numpy(resized / 255.0).permute(2, 0, 1).to(torch.float32)  # (3, S, S)
-    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(3, 1, 1)
-    return (x - mean) / std
+    resized = np.array(image.resize((size, size), Image.Resampling.BICUBIC))  # (S, S, 3) uint8
+    # the result for each of the 256 values, computed by those same operations, then looked up:
+    # the same float32 numbers without the frame-sized float64 temporaries (3-4x faster)
+    index = torch.from_numpy(resized).permute(2, 0, 1).reshape(3, -1).long()
+    return _value_table().gather(1, index).view(3, size, size)
+
+
+_VALUE_TABLE: list[torch.Tensor] = []
+
+
+def _value_table() -> torch.Tensor:
+    """(3, 256) float32: `preprocess_frame`'s output for each channel and uint8 value."""
+    if not _VALUE_TABLE:
+        x = torch.from_numpy(np.arange(256)[None].repeat(3, 0) / 255.0).to(torch.float32)
+        mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(3, 1)
+        std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(3, 1)
+        _VALUE_TABLE.append((x - mean) / std)
+    return _VALUE_TABLE[0]
 
 
 class FrameSource(ABC):

@@ -122,9 +122,24 @@ def preprocess_frame(frame: np.ndarray | Image.Image, size: int) -> np.ndarray:
     uint8 frame, / 255 in float64, float32, ImageNet mean / std (the official video loader)."""
     im = frame if isinstance(frame, Image.Image) else Image.fromarray(to_rgb(frame))
     resized = np.asarray(im.convert("RGB").resize((size, size), Image.Resampling.BICUBIC))
-    x = (resized / 255.0).transpose(2, 0, 1).astype(np.float32)
-    x = (x - IMAGENET_MEAN[:, None, None]) / IMAGENET_STD[:, None, None]
-    return x[None].astype(np.float32)
+    # every uint8 value's result, computed by those same operations once: a table lookup gives
+    # the same float32 numbers as the arithmetic over the whole frame, without its float64 copy
+    lut = _frame_table()
+    out = np.empty((1, 3, size, size), np.float32)
+    for c in range(3):
+        np.take(lut[c], resized[:, :, c], out=out[0, c])
+    return out
+
+
+_FRAME_TABLE: list[np.ndarray] = []
+
+
+def _frame_table() -> np.ndarray:
+    """(3, 256) float32: `preprocess_frame`'s output for each channel and uint8 value."""
+    if not _FRAME_TABLE:
+        v = (np.arange(256) / 255.0).astype(np.float32)  # float64 division, then float32
+        _FRAME_TABLE.append((v[None] - IMAGENET_MEAN[:, None]) / IMAGENET_STD[:, None])
+    return _FRAME_TABLE[0]
 
 
 def to_bfloat16(x: np.ndarray) -> np.ndarray:
