@@ -1,9 +1,11 @@
 """J&F of each memory mode on the hard-case scenarios, with the bundled model, and its cost.
 
     python bench/eval_memory.py [--videos 12] [--checkpoint runs/synth_micro/model.pt]
+        [--look train|unseen] [--out bench/results/memory_modes.json]
 
 For each scenario of the data engine (`sam2r.data.scenarios`: occlusion, distractor, fast, cut;
-train look, held-out seeds) and for the ordinary held-out videos of `bench/eval_model.py`
+held-out seeds, in the `train` look or with `--look unseen` the textures, lighting and artefacts
+no training video has) and for the ordinary held-out videos of `bench/eval_model.py`
 (`plain`, 16 frames, 1..4 objects), this writes a DAVIS-style set, prompts every object with its
 first-frame ground-truth mask, propagates it with `VideoPredictor(memory=mode)` for each mode
 ("official", "motion", "distractor") and scores it with the DAVIS J&F (`sam2r.eval`).
@@ -46,13 +48,13 @@ EVAL_SEED = 20261121  # as bench/eval_model.py: held-out seeds (split names neve
 MODES = ("official", "motion", "distractor")
 
 
-def write_set(root: Path, scenario: str, n: int) -> list[str]:
+def write_set(root: Path, scenario: str, n: int, look: str = "train") -> list[str]:
     """Write `n` held-out videos of a scenario (or "plain") as the val split of a DAVIS root."""
     if scenario == "plain":
-        cfg = SynthConfig(num_frames=16)
+        cfg = SynthConfig(num_frames=16, look=look)
         videos = (make_video(split_seed(EVAL_SEED, "val", i), cfg) for i in range(n))
     else:
-        cfg = SynthConfig(num_frames=SCENARIO_FRAMES[scenario])
+        cfg = SynthConfig(num_frames=SCENARIO_FRAMES[scenario], look=look)
         videos = (
             make_scenario_video(split_seed(EVAL_SEED, f"scenario-{scenario}", i), scenario, cfg)
             for i in range(n)
@@ -97,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--scenarios", default=",".join(("plain", *SCENARIOS)), help="comma-separated subset"
     )
+    ap.add_argument("--look", default="train", choices=("train", "unseen"), help="data look")
     ap.add_argument("--out", default=str(RESULTS), help="JSON file for the results")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint": args.checkpoint or "bundled sam2r_micro",
         "videos_per_scenario": args.videos,
         "frames": {"plain": 16, **SCENARIO_FRAMES},
-        "look": "train",
+        "look": args.look,
         "prompt": "first-frame ground-truth mask of every object",
         "metric": "DAVIS 2017 J&F (first and last frames not scored), percent",
         "torch_threads": torch.get_num_threads(),
@@ -122,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
         for scenario in args.scenarios.split(","):
             root = Path(tmp) / scenario
-            names = write_set(root, scenario, args.videos)
+            names = write_set(root, scenario, args.videos, args.look)
             data = VosDataset.open(root)
             per_video: dict[str, list[float]] = {m: [] for m in MODES}  # ms per object-frame
             for name in names:
