@@ -118,9 +118,15 @@ def test_modes_match_video_predictor_on_parity_video(mode: str, overrides: tuple
         assert any(used for _, _, _, used, _, _ in log)  # the Kalman prediction weighed in
 
 
+# clip seeds where the bundled model gives the rules work: the occlusion clip's target is lost
+# for some frames, and on the distractor clip the motion score overrules the best predicted IoU
+# (3 times on seed 0 with the stage-3 model; seed 3 did it with the stage-2 one)
+SCENARIO_SEEDS = {"occlusion": 3, "distractor": 0}
+
+
 @cache
 def _scenario(name: str, frames: int) -> Any:
-    return make_scenario_video(3, name, SynthConfig(num_frames=frames))
+    return make_scenario_video(SCENARIO_SEEDS[name], name, SynthConfig(num_frames=frames))
 
 
 @pytest.mark.parametrize(("mode", "scenario", "frames"), [
