@@ -16,9 +16,7 @@ def _square(h: int = 120, w: int = 160, box: tuple[int, int, int, int] = (30, 40
     return m
 
 
-@pytest.mark.parametrize(
-    ("obj_id", "index"), [(1, 1), (2, 2), (255, 255), (256, 1), (0, 255)]
-)
+@pytest.mark.parametrize(("obj_id", "index"), [(1, 1), (2, 2), (255, 255), (256, 1), (0, 255)])
 def test_colours_are_the_palette_pngs(obj_id: int, index: int) -> None:
     assert object_colour(obj_id) == tuple(int(c) for c in davis_palette()[index])
 
