@@ -17,6 +17,7 @@ import numpy as np
 from sam2r.onnx.bank import State, Track
 from sam2r.onnx.frames import Frames, LiveFrames
 from sam2r.onnx.numpy_ops import resize_bilinear_aa, upsample_bilinear
+from sam2r.predictor.video.ids import check_obj_id
 
 NO_OBJ_SCORE = -1024.0  # mask logit of every pixel where the object is absent
 
@@ -72,15 +73,6 @@ def check_frame(session: OnnxSession, frame_idx: Any) -> int:
     if session.live:
         session.frames.frame(int(frame_idx))  # raises for frames no longer held
     return int(frame_idx)
-
-
-def check_obj_id(obj_id: Any) -> Hashable:
-    """An object id as the session keys it (numpy integers become int, as the torch predictor)."""
-    if isinstance(obj_id, np.integer):
-        return int(obj_id)
-    if obj_id is None or not isinstance(obj_id, Hashable) or isinstance(obj_id, float):
-        raise TypeError(f"obj_id must be an int (or another hashable id), got {obj_id!r}")
-    return obj_id
 
 
 def get_track(session: OnnxSession, obj_id: Any) -> Track:

@@ -57,12 +57,12 @@ from sam2r.onnx.session import (
     OnnxFrameResult,
     OnnxSession,
     check_frame,
-    check_obj_id,
     frame_result,
     get_track,
     mask_prompt,
     point_prompt,
 )
+from sam2r.predictor.video.ids import check_obj_id
 from sam2r.predictor.video.policy import Choice, MemoryPolicy, make_policy
 
 # (B, M, h, w) candidate logits, (B, M) predicted IoUs -> (B,) indices of the candidates kept

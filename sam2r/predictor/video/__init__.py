@@ -8,7 +8,8 @@
 
 * `session`: the typed state of a session (`VideoSession`, `ObjectTrack`, `FrameState`,
   `FrameResult`), with `spill` keeping its stored tensors within a RAM budget;
-* `prompts`, `checks`: what the user passes, checked and mapped to model inputs;
+* `prompts`, `checks`, `ids`: what the user passes, checked and mapped to model inputs (`ids`
+  numpy only, shared with the ONNX tracker);
 * `frame_step`: one frame of one object; `memory`: which stored frames it reads (the memory
   bank's read side); `bank`: where its output is filed (the write side);
 * `selection`: the opt-in memory modes, whose rules (`policy`, `kalman`) are numpy only and
@@ -17,7 +18,7 @@
 * `allocator`: glibc malloc thresholds for CPU inference, set when a predictor is made.
 
 The names below are loaded on first use (PEP 562), so that the numpy-only modules of this
-package (`policy`, `kalman`) can be imported without importing torch.
+package (`policy`, `kalman`, `ids`) can be imported without importing torch.
 """
 
 from __future__ import annotations

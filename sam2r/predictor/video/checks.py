@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2r.predictor.video.prompts import check_obj_id
+from sam2r.predictor.video.ids import check_obj_id
 from sam2r.predictor.video.session import ObjectTrack, VideoSession
 
 

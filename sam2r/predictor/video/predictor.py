@@ -60,7 +60,8 @@ from sam2r.predictor.video.checks import (
     get_track,
     propagation_order,
 )
-from sam2r.predictor.video.prompts import check_obj_id, mask_prompt, point_prompt
+from sam2r.predictor.video.ids import check_obj_id
+from sam2r.predictor.video.prompts import mask_prompt, point_prompt
 from sam2r.predictor.video.results import frame_result
 from sam2r.predictor.video.selection import MemorySelection, make_selection
 from sam2r.predictor.video.session import (

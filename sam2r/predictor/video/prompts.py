@@ -14,7 +14,6 @@ model (`sam2r.predictor.video.predictor`).
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
@@ -153,12 +152,3 @@ def mask_prompt(
         m = F.interpolate(m, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
         m = (m >= 0.5).float()
     return m
-
-
-def check_obj_id(obj_id: Any) -> Hashable:
-    """An object id as the session keys it (numpy integers become int)."""
-    if isinstance(obj_id, np.integer):
-        return int(obj_id)
-    if obj_id is None or not isinstance(obj_id, Hashable) or isinstance(obj_id, float):
-        raise TypeError(f"obj_id must be an int (or another hashable id), got {obj_id!r}")
-    return obj_id
