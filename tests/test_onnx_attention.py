@@ -62,6 +62,23 @@ def _producers(graph):
     return {o: n for n in graph.node for o in n.output}
 
 
+def _export_fused(module, inputs: dict, path, dynamic_axes=None):
+    """Export `module` on the named `inputs` with the fused ops on: (graph, ORT session)."""
+    import onnx
+
+    with torch.no_grad(), fused_attention():
+        torch.onnx.export(
+            module,
+            tuple(inputs.values()),
+            str(path),
+            input_names=list(inputs),
+            opset_version=17,
+            dynamic_axes=dynamic_axes,
+            dynamo=False,
+        )
+    return onnx.load(str(path)).graph, ort.InferenceSession(str(path))
+
+
 class _SDPA(torch.nn.Module):
     def forward(self, q, k, v):
         return F.scaled_dot_product_attention(q, k, v)
@@ -69,29 +86,15 @@ class _SDPA(torch.nn.Module):
 
 @pytest.mark.parametrize("keys", [LONG_KEYS // 4, LONG_KEYS])
 def test_long_keys_go_3d_short_keys_4d(keys, tmp_path):
-    import onnx
-
     g = torch.Generator().manual_seed(1)
     q = torch.randn(1, 2, 16, 8, generator=g)
     k, v = (torch.randn(1, 2, keys, 8, generator=g) for _ in range(2))
-    path = tmp_path / "a.onnx"
-    with torch.no_grad(), fused_attention():
-        torch.onnx.export(
-            _SDPA(),
-            (q, k, v),
-            str(path),
-            input_names=["q", "k", "v"],
-            opset_version=17,
-            dynamo=False,
-        )
-    graph = onnx.load(str(path)).graph
+    graph, sess = _export_fused(_SDPA(), {"q": q, "k": k, "v": v}, tmp_path / "a.onnx")
     (mha,) = [n for n in graph.node if n.op_type == "MultiHeadAttention"]
     made = _producers(graph)
     # 3-D keys are reshaped (B, L, heads * hd); 4-D keys are the input itself
     assert (mha.input[1] in made and made[mha.input[1]].op_type == "Reshape") is (keys >= LONG_KEYS)
-    got = ort.InferenceSession(str(path)).run(
-        None, {"q": q.numpy(), "k": k.numpy(), "v": v.numpy()}
-    )
+    got = sess.run(None, {"q": q.numpy(), "k": k.numpy(), "v": v.numpy()})
     np.testing.assert_allclose(got[0], F.scaled_dot_product_attention(q, k, v).numpy(), atol=1e-5)
 
 
@@ -114,19 +117,8 @@ def test_mha_3d_narrow_values_eager_and_exported(tmp_path):
     ]
     want = torch.cat(heads, -1)
     torch.testing.assert_close(mha_3d(q, k, v, 2), want)
-    path = tmp_path / "m.onnx"
-    with torch.no_grad(), fused_attention():
-        torch.onnx.export(
-            _Mha3d(),
-            (q, k, v),
-            str(path),
-            input_names=["q", "k", "v"],
-            opset_version=17,
-            dynamo=False,
-        )
-    got = ort.InferenceSession(str(path)).run(
-        None, {"q": q.numpy(), "k": k.numpy(), "v": v.numpy()}
-    )
+    _, sess = _export_fused(_Mha3d(), {"q": q, "k": k, "v": v}, tmp_path / "m.onnx")
+    got = sess.run(None, {"q": q.numpy(), "k": k.numpy(), "v": v.numpy()})
     np.testing.assert_allclose(got[0], want.numpy(), atol=1e-5)
 
 
@@ -201,19 +193,8 @@ def test_rotary_embedding_node_over_frames_heads_and_batch(tmp_path):
     x = torch.randn(2, 2, 3 * 6, 8, generator=g)  # 2 objects, 2 heads, 3 frames of 6 tokens
     want = _rope_plain(x, module.cos, module.sin)
     torch.testing.assert_close(module(x), want, rtol=0, atol=0)  # eager: the plain form
-    path = tmp_path / "r.onnx"
-    with torch.no_grad(), fused_attention():
-        torch.onnx.export(
-            module,
-            (x,),
-            str(path),
-            input_names=["x"],
-            opset_version=17,
-            dynamic_axes={"x": {0: "b", 2: "n"}},
-            dynamo=False,
-        )
-    assert "RotaryEmbedding" in {n.op_type for n in __import__("onnx").load(str(path)).graph.node}
-    sess = ort.InferenceSession(str(path))
+    graph, sess = _export_fused(module, {"x": x}, tmp_path / "r.onnx", {"x": {0: "b", 2: "n"}})
+    assert "RotaryEmbedding" in {n.op_type for n in graph.node}
     for frames in (1, 3, 5):  # the frame count is a dynamic axis
         xs = torch.randn(3, 2, frames * 6, 8, generator=g)
         got = sess.run(None, {"x": xs.numpy()})[0]
