@@ -7,6 +7,7 @@ import csv
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import torch
 from sam2r.build import build_model, load_checkpoint
 from sam2r.io.masks import write_palette_png
 from sam2r.train.config import LossSection, OptimSection, train_config_from_yaml
-from sam2r.train.data import to_sample
+from sam2r.train.data import scenario_clip, to_sample
 from sam2r.train.loss import dice_loss, focal_loss, mask_iou, prediction_loss
 from sam2r.train.optim import apply_freezing, layer_id, lr_factor, param_groups
 from sam2r.train.prompts import click_inside, correction_click, jittered_box
@@ -158,6 +159,31 @@ def test_bad_configs_are_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="section.key=value"):
         train_config_from_yaml(None, ["steps=3"])
     assert train_config_from_yaml(None, ["optim.lr=1e-4"]).optim.lr == 1e-4
+    with pytest.raises(ValueError, match="scenario_prob must be in"):
+        train_config_from_yaml(None, ["data.scenario_prob=1.5"])
+    with pytest.raises(ValueError, match="'crowd'"):
+        train_config_from_yaml(None, ["data.scenarios=[occlusion, crowd]"])
+
+
+def test_scenario_clips_span_the_event() -> None:
+    """A scenario clip is every k-th frame of the hard case from frame 0: an occlusion clip
+    shows the target, loses it and (when the hidden span ends in the clip) gets it back."""
+    from sam2r.data.scenarios import SCENARIO_FRAMES, make_scenario_video
+    from sam2r.data.synthetic import SynthConfig
+
+    cfg = train_config_from_yaml(None, ["data.scenarios=[occlusion]"]).data
+    synth = SynthConfig(height=cfg.height, width=cfg.width, num_frames=cfg.num_frames)
+    gaps = 0
+    for seed in range(6):
+        clip = scenario_clip(seed, cfg, synth, np.random.default_rng(seed))
+        full = make_scenario_video(seed, "occlusion", replace(synth, num_frames=48))
+        stride = (SCENARIO_FRAMES["occlusion"] - 1) // (cfg.num_frames - 1)
+        assert clip.frames.shape == (cfg.num_frames, cfg.height, cfg.width, 3)
+        np.testing.assert_array_equal(clip.masks, full.masks[::stride][: cfg.num_frames])
+        shown = (clip.masks == 1).reshape(cfg.num_frames, -1).any(axis=1)
+        assert shown[0]
+        gaps += int((~shown).any())
+    assert gaps >= 4  # hidden 10..40 of 48 frames: most 8-frame clips see it hidden
 
 
 # ---------------------------------------------------------------------------------------------

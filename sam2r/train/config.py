@@ -45,9 +45,24 @@ class DataSection:
     width: int = 256
     synth_max_objects: int = 4  # objects per synthetic video
     looks: tuple[str, ...] = ("train",)  # synthetic looks mixed in training
+    # of the synthetic clips, the fraction drawn as a hard case of `sam2r.data.scenarios`
+    # (rendered at its held-out length, then every k-th frame so `num_frames` span all of it)
+    scenario_prob: float = 0.0
+    scenarios: tuple[str, ...] = ("occlusion", "distractor", "fast", "cut")
     hflip_prob: float = 0.5  # random horizontal flip of a whole clip
     augment: bool = True  # colour jitter, grey, blur, noise, JPEG (`train.data.augment_clip`)
     seed: int = 0  # data seed (the rank is added under DDP)
+
+    def __post_init__(self) -> None:
+        from sam2r.data.scenarios import SCENARIOS
+
+        if not 0.0 <= self.scenario_prob <= 1.0:
+            raise ValueError(f"data.scenario_prob must be in [0, 1], got {self.scenario_prob}")
+        unknown = [s for s in self.scenarios if s not in SCENARIOS]
+        if unknown or (self.scenario_prob > 0 and not self.scenarios):
+            raise ValueError(
+                f"data.scenarios {list(self.scenarios)} must be a non-empty list of {SCENARIOS}"
+            )
 
 
 @dataclass(frozen=True)

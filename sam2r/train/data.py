@@ -5,12 +5,16 @@ A source is an infinite, seeded iterator of `Sample`s (`sam2r.train.rollout.Samp
 resized to the model's square input and normalised exactly as the video predictor does it
 (`sam2r.io.frames.preprocess_frame`), ground-truth masks resized with nearest neighbour, up to
 `max_objects` objects chosen among those visible on the clip's first frame, and a random
-horizontal flip. Under DDP every rank draws from its own seed.
+horizontal flip. Under DDP every rank draws from its own seed. With `data.scenario_prob` a
+share of the synthetic clips are the hard cases of `sam2r.data.scenarios` (long occlusions,
+look-alikes, fast motion, cuts), subsampled so an 8-frame clip spans the whole event.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,6 +26,9 @@ from sam2r.io.masks import read_palette_png
 from sam2r.io.vos_dataset import VosDataset
 from sam2r.train.config import DataSection
 from sam2r.train.rollout import Sample
+
+if TYPE_CHECKING:
+    from sam2r.data.synthetic import SynthConfig, SynthVideo
 
 MIN_OBJECT_PIXELS = 16  # at the frame's resolution: smaller objects are not prompted on
 
@@ -107,6 +114,22 @@ def to_sample(
     return Sample(images, masks, is_image)
 
 
+def scenario_clip(
+    seed: int, cfg: DataSection, synth: SynthConfig, rng: np.random.Generator
+) -> SynthVideo:
+    """A hard case (one of `cfg.scenarios`) rendered at its held-out length and subsampled to
+    `cfg.num_frames` frames from frame 0 with the largest even stride, so a clip spans the whole
+    event (an occlusion and the re-appearance, a crossing, a cut)."""
+    from sam2r.data.scenarios import SCENARIO_FRAMES, make_scenario_video
+
+    name = cfg.scenarios[int(rng.integers(len(cfg.scenarios)))]
+    length = max(SCENARIO_FRAMES[name], cfg.num_frames)
+    vid = make_scenario_video(seed, name, replace(synth, num_frames=length))
+    stride = max((length - 1) // max(cfg.num_frames - 1, 1), 1)
+    keep = np.arange(cfg.num_frames) * stride
+    return replace(vid, frames=vid.frames[keep], masks=vid.masks[keep])
+
+
 def synthetic_samples(cfg: DataSection, size: int, seed: int) -> Iterator[Sample]:
     """Clips and images from the synthetic data engine, generated on the fly."""
     from sam2r.data.synthetic import SynthConfig, make_image, make_video, split_seed
@@ -139,7 +162,10 @@ def synthetic_samples(cfg: DataSection, size: int, seed: int) -> Iterator[Sample
                 augment=cfg.augment,
             )
         else:
-            vid = make_video(vid_seed, synth)
+            if cfg.scenario_prob > 0 and rng.random() < cfg.scenario_prob:
+                vid = scenario_clip(vid_seed, cfg, synth, rng)
+            else:
+                vid = make_video(vid_seed, synth)
             s = to_sample(
                 vid.frames,
                 vid.masks,
