@@ -200,24 +200,48 @@ def test_distractor_bank_is_bounded_and_spaced() -> None:
 def test_re_detection_keeps_the_last_good_memories_while_lost(mode: str) -> None:
     sel, track = MemorySelection(mode), ObjectTrack(1)
     good = [_run(sel, track, t, _output(0.9, 4.0)) for t in range(1, 9)]
-    for t in range(9, 40):  # lost for 31 frames: more than the memory and pointer windows
-        _run(sel, track, t, _output(0.9, -6.0))
+    lost = [_run(sel, track, t, _output(0.9, -6.0)) for t in range(9, 40)]  # 31 frames: more
+    # than the memory and pointer windows
     ms = track.selection
     assert [s for _, s in ms.memories] == good[-6:]
     assert [s for _, s in ms.pointers] == good
+    assert [s for _, s in ms.absent] == lost[-1:]  # absent_slots=1: only the newest lost frame
     assert ms.lost == 31
     if mode == "motion":
         assert ms.kalman is not None and ms.kalman.updates == 0  # stopped extrapolating
-    for s in good:
+    for s in good + lost:
         s.maskmem_features = torch.zeros(1, 2, 2, 2)
     plan = sel.plan(40, False, track, 100, CFG)
+    # the 5 newest good memories, then the newest lost frame in the newest slot
     assert [slot for slot, _ in plan.spatial] == [1, 2, 3, 4, 5, 6]
-    assert [s for _, s in plan.spatial] == good[-6:]
+    assert [s for _, s in plan.spatial] == good[-5:] + lost[-1:]
     assert [d for d, _ in plan.pointers] == [15] * 8  # capped at max_ptrs - 1
-    _run(sel, track, 40, _output(0.9, 4.0))  # back: the filter restarts on its box
-    assert ms.lost == 0
+    back = _run(sel, track, 40, _output(0.9, 4.0))  # back: the filter restarts on its box
+    assert ms.lost == 0 and not ms.absent  # admitted again: the lost frame is forgotten
     if mode == "motion":
         assert ms.kalman.updates == 1
+    back.maskmem_features = torch.zeros(1, 2, 2, 2)
+    assert [s for _, s in sel.plan(41, False, track, 100, CFG).spatial] == good[-5:] + [back]
+
+
+def test_absent_slots_bound_the_lost_frames_read() -> None:
+    """More absent slots: more of the newest lost frames replace the oldest good ones; 0: none
+    (only good memories are read); never more than the memory holds."""
+    for slots, want_good, want_lost in ((0, 6, 0), (3, 3, 3), (9, 0, 6)):
+        sel, track = MemorySelection("distractor", absent_slots=slots), ObjectTrack(1)
+        good = [_run(sel, track, t, _output(0.9, 4.0)) for t in range(1, 9)]
+        lost = [_run(sel, track, t, _output(0.9, -6.0)) for t in range(9, 20)]
+        for s in good + lost:
+            s.maskmem_features = torch.zeros(1, 2, 2, 2)
+        plan = sel.plan(20, False, track, 100, CFG)
+        want = good[len(good) - want_good :] + lost[len(lost) - want_lost :]
+        assert [s for _, s in plan.spatial] == want, slots
+        assert [slot for slot, _ in plan.spatial] == list(range(7 - len(want), 7))
+        # read backwards from frame 10, only frames after it count: the 9 lost frames after 10
+        back = sel.plan(10, True, track, 100, CFG)
+        assert all(s in lost[2:] for _, s in back.spatial)
+    with pytest.raises(ValueError, match="absent_slots must be >= 0"):
+        MemorySelection("motion", absent_slots=-1)
 
 
 def test_plan_reads_prompts_distractors_then_recent_frames_in_direction() -> None:

@@ -167,6 +167,8 @@ def test_opt_in_memory_modes_round_trip_exactly(
     # a remembered output no dict holds any more (as `clear_memory_around` leaves it)
     dropped = s.objects[1].selection.memories[0][0]
     del s.objects[1].non_cond_outputs[dropped]
+    # a lost frame kept for the read (the clip never loses its objects; as `file` keeps one)
+    s.objects[2].selection.absent.append((5, s.objects[2].non_cond_outputs[5]))
     path = predictor.save_session(s, tmp_path / "s.pt", metadata={"k": 1})
     assert VideoPredictor.session_memory(path) == mode
 
@@ -174,7 +176,7 @@ def test_opt_in_memory_modes_round_trip_exactly(
     t = fresh.load_session(path, clip, state_budget_mb=budget)
     for a, b in zip(s.objects.values(), t.objects.values(), strict=True):
         ma, mb = a.selection, b.selection
-        for name in ("memories", "pointers", "distractors"):
+        for name in ("memories", "pointers", "distractors", "absent"):
             da, db = getattr(ma, name), getattr(mb, name)
             assert [f for f, _ in da] == [f for f, _ in db] and da.maxlen == db.maxlen, name
             for (f, x), (_, y) in zip(da, db, strict=True):
@@ -226,6 +228,14 @@ def test_memory_mode_mismatch_is_refused(
         ValueError, match="motion_weight=0.25; this predictor has motion_weight=0.5"
     ):
         tuned.load_session(path, clip[:4])
+    # a file saved before `absent_slots` existed kept no lost frames: it says absent_slots=0
+    payload = torch.load(path, weights_only=True)
+    del payload["memory"]["absent_slots"]
+    torch.save(payload, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="absent_slots=0; this predictor has absent_slots=1"):
+        motion.load_session(tmp_path / "old.pt", clip[:4])
+    old = VideoPredictor(bundled, memory=MemorySelection("motion", absent_slots=0))
+    assert old.load_session(tmp_path / "old.pt", clip[:4]).objects[1].selection.memories
     # an official predictor cannot save a session holding a mode's state (it would not say so)
     with pytest.raises(ValueError, match="memory='official'"):
         official.save_session(s, tmp_path / "o.pt")

@@ -109,6 +109,7 @@ def _selection_entry(track: ObjectTrack, ms: ObjectMemory) -> dict[str, Any]:
         "memories": [ref(t, s) for t, s in ms.memories],
         "pointers": [ref(t, s) for t, s in ms.pointers],
         "distractors": [ref(t, s) for t, s in ms.distractors],
+        "absent": [ref(t, s) for t, s in ms.absent],
         "extra": extra,
         "kalman": None
         if kf is None
@@ -203,7 +204,10 @@ def read_payload(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def saved_memory(payload: dict[str, Any]) -> dict[str, Any]:
     """The memory mode and thresholds a payload was saved with (version 1: official)."""
-    return dict(payload.get("memory") or {"mode": "official"})
+    saved = dict(payload.get("memory") or {"mode": "official"})
+    if saved["mode"] != "official":
+        saved.setdefault("absent_slots", 0)  # saved before the knob: no lost frames were kept
+    return saved
 
 
 def read_memory_mode(path: str | os.PathLike[str]) -> str:
@@ -260,6 +264,7 @@ def _restore_selection(
     ms.memories.extend(state(r) for r in saved["memories"])
     ms.pointers.extend(state(r) for r in saved["pointers"])
     ms.distractors.extend(state(r) for r in saved["distractors"])
+    ms.absent.extend(state(r) for r in saved.get("absent", ()))  # absent before absent_slots
     kf = saved["kalman"]
     if kf is not None:
         ms.kalman = BoxKalman(

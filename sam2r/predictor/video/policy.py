@@ -66,6 +66,8 @@ class ObjectMemory(Generic[S]):
     memories: deque[tuple[int, S]]  # admitted tracked frames, oldest first
     pointers: deque[tuple[int, S]]  # frames where the object was present
     distractors: deque[tuple[int, S]]  # admitted frames that showed a distractor
+    absent: deque[tuple[int, S]] = field(default_factory=deque)  # lost frames since the last
+    # admitted one (at most `absent_slots`, newest kept)
     kalman: BoxKalman | None = None  # motion mode only
     lost: int = 0  # consecutive frames with object score below 0
     choice: Choice | None = field(default=None, repr=False)  # of the frame being run
@@ -88,6 +90,10 @@ class MemoryPolicy:
             distractor.
         distractor_slots: frames kept in the distractor bank.
         distractor_gap: frames between two entries of the distractor bank, at least.
+        absent_slots: while the object is lost, its newest lost frames (at most this many)
+            take the place of its oldest good memories, so the memory holds both what the
+            object looks like and that it is gone now; cleared when a frame is admitted again.
+            0 keeps only good memories: a hidden object is then often "found" on what hides it.
     """
 
     mode: str
@@ -101,6 +107,7 @@ class MemoryPolicy:
     distractor_overlap: float = 0.3
     distractor_slots: int = 2
     distractor_gap: int = 5
+    absent_slots: int = 1
 
     def __post_init__(self) -> None:
         if self.mode not in MEMORY_MODES[1:]:
@@ -109,7 +116,13 @@ class MemoryPolicy:
             )
         if not 0.0 <= self.motion_weight <= 1.0:
             raise ValueError(f"motion_weight must be in [0, 1], got {self.motion_weight}")
-        for name in ("warmup", "lost_patience", "distractor_slots", "distractor_gap"):
+        for name in (
+            "warmup",
+            "lost_patience",
+            "distractor_slots",
+            "distractor_gap",
+            "absent_slots",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
@@ -119,11 +132,13 @@ class MemoryPolicy:
 
     def new_memory(self, num_maskmem: int, max_obj_ptrs: int) -> ObjectMemory[Any]:
         """An empty `ObjectMemory` bounded as the model reads: `num_maskmem - 1` memories,
-        `max_obj_ptrs - 1` pointers, `distractor_slots` distractor frames."""
+        `max_obj_ptrs - 1` pointers, `distractor_slots` distractor frames, `absent_slots` lost
+        frames."""
         return ObjectMemory(
             memories=deque(maxlen=max(num_maskmem - 1, 0)),
             pointers=deque(maxlen=max(max_obj_ptrs - 1, 0)),
             distractors=deque(maxlen=self.distractor_slots),
+            absent=deque(maxlen=self.absent_slots),
         )
 
     # ------------------------------------------------------------------------------------------
@@ -170,8 +185,9 @@ class MemoryPolicy:
 
     def file(self, ms: ObjectMemory[S], frame_idx: int, choice: Choice, score: float, state: S):
         """File a tracked frame's output (after the heads ran): the pointer if the object is
-        present, the memory if it passes the thresholds, the distractor bank if it showed one;
-        the filter follows the kept box and stops after `lost_patience` frames lost."""
+        present, the memory if it passes the thresholds, the distractor bank if it showed one,
+        the lost frames while it is lost; the filter follows the kept box and stops after
+        `lost_patience` frames lost."""
         box = choice.boxes[choice.index]
         present = score > 0 and box[2] > box[0]
         motion_ok = True
@@ -193,9 +209,12 @@ class MemoryPolicy:
                     ms.kalman.update(box)
         else:
             ms.lost += 1
+            if ms.absent.maxlen:
+                ms.absent.append((frame_idx, state))
             if ms.kalman is not None and ms.lost >= self.lost_patience:
                 ms.kalman.stop()
         if admit:
+            ms.absent.clear()
             ms.memories.append((frame_idx, state))
             if choice.distractor and (
                 not ms.distractors or abs(frame_idx - ms.distractors[-1][0]) >= self.distractor_gap
@@ -205,6 +224,7 @@ class MemoryPolicy:
     def restart(self, ms: ObjectMemory[Any], mask: np.ndarray) -> None:
         """A prompted frame passed by propagation: (re)start the filter on its (h, w) bool mask."""
         ms.lost = 0
+        ms.absent.clear()
         if self.mode == "motion":
             box = candidate_boxes(mask[None])[0]
             ms.kalman = BoxKalman.start(box) if box[2] > box[0] else None
@@ -232,8 +252,10 @@ class MemoryPolicy:
         Prompted frames are read as in the official plan (the `selected` ones of `cond` at
         slot 0, pointers with their signed distance); then the distractor bank (slot 0, as
         anchors); then the admitted frames, newest at slot `num_maskmem - 1` whatever their
-        age; then the pointers of frames where the object was present, newest first, at their
-        distance (capped at `max_ptrs - 1`, the furthest the model was trained on).
+        age, the lost frames filed since the last of them (if any) taking the slots of the
+        oldest, in time order; then the pointers of frames where the object was present,
+        newest first, at their distance (capped at `max_ptrs - 1`, the furthest the model was
+        trained on).
         """
 
         def before(t: int) -> bool:
@@ -241,10 +263,15 @@ class MemoryPolicy:
 
         spatial: list[tuple[int, S]] = [(0, cond[t]) for t in selected if has_memory(cond[t])]
         spatial += [(0, s) for t, s in ms.distractors if before(t) and has_memory(s)]
+        slots = max(num_maskmem - 1, 0)
+        gone = [(t, s) for t, s in ms.absent if before(t) and has_memory(s)]
+        gone = gone[max(len(gone) - slots, 0) :]
         # oldest first; appended in tracking order, sorted in case a stream was re-prompted
         recent = [(t, s) for t, s in ms.memories if before(t) and has_memory(s)]
         recent.sort(key=lambda ts: -abs(frame_idx - ts[0]))
-        recent = recent[max(len(recent) - (num_maskmem - 1), 0) :] if num_maskmem > 1 else []
+        room = slots - len(gone)
+        recent = recent[max(len(recent) - room, 0) :] if room > 0 else []
+        recent = sorted(recent + gone, key=lambda ts: -abs(frame_idx - ts[0]))
         first_slot = num_maskmem - len(recent)
         spatial += [(first_slot + i, s) for i, (_, s) in enumerate(recent)]
 

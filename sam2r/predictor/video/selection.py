@@ -18,17 +18,20 @@ two opt-in modes change the policy only, not the model (ideas from the papers, o
   frames where a distractor showed up (a second candidate with a good predicted IoU lying
   mostly outside the chosen mask) is read with the prompted frames, so the memory holds the
   target next to what it is not. Candidates are chosen as in the official code.
-* re-detection (both modes): a frame whose object score is below 0 adds neither a memory nor a
-  pointer; the object keeps its last good memories and pointers (and, in `motion`, the filter
-  stops extrapolating after `lost_patience` such frames), so it is found again when it comes
-  back instead of being remembered as absent.
+* re-detection (both modes): a frame whose object score is below 0 adds no pointer and no
+  good memory; the object keeps its last good memories and pointers (and, in `motion`, the
+  filter stops extrapolating after `lost_patience` such frames), so it is found again when it
+  comes back instead of being remembered as absent. Its newest `absent_slots` lost frames are
+  read in place of the oldest good memories (until a frame is admitted again), so it is not
+  "found" on what hides it meanwhile.
 
 The rules are numpy only (`sam2r.predictor.video.policy`, `MemoryPolicy`), shared with the
 torch-free ONNX tracker; `MemorySelection` is a `MemoryPolicy` that drives them from the torch
 predictor's tensors and `FrameState`s.
 
 Everything an object keeps is in a bounded `ObjectMemory` (deques of at most `num_maskmem - 1`
-memories, `max_obj_ptrs_in_encoder - 1` pointers and `distractor_slots` distractor frames),
+memories, `max_obj_ptrs_in_encoder - 1` pointers, `distractor_slots` distractor frames and
+`absent_slots` lost frames),
 stored on its `ObjectTrack.selection`, so streams stay bounded: the official `prune` of old
 outputs is unchanged, and these deques hold the few states they still read.
 
