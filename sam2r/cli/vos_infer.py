@@ -2,6 +2,7 @@
 
     sam2r vos-infer --data DAVIS --out preds/ --checkpoint sam2.1_hiera_tiny.pt
     torchrun --nproc_per_node=4 -m sam2r.cli vos-infer --data DAVIS --out preds/ --device cuda
+    sam2r vos-infer --data DAVIS --out preds/ --onnx exported/ [--memory motion]
 
 ROOT is DAVIS-style: `JPEGImages/480p/<seq>/*.jpg`, `Annotations/480p/<seq>/*.png` (palette
 PNGs of object ids) and `ImageSets/2017/<split>.txt` (without it: every sequence folder); the
@@ -17,8 +18,17 @@ all-reduce at the end waits for every process, tells each whether another one fa
 gives rank 0 the totals it prints. Without those variables it runs in one process and never
 touches `torch.distributed`.
 
+With `--onnx DIR` the frames are tracked by the exported model of DIR (`sam2r export onnx`) on
+ONNX Runtime's CPU provider (`sam2r.onnx.OnnxVideoTracker`, with the same `--memory` modes);
+the dataset walk, prompts, label merging and outputs are the same code. The options that
+choose or place the torch model (`--model`, `--checkpoint`, `--config`, `--device` other than
+cpu, `--precision bf16`) are refused with it. ONNX Runtime runs on as many threads as torch
+would (`torch.get_num_threads()`: the physical cores, or `OMP_NUM_THREADS`, which torchrun
+sets to 1 when it starts several processes per node), and a torchrun launch works as without
+`--onnx` (gloo).
+
 What is left to others: the dataset, sharding and inference (`sam2r.eval.vos_infer`), the
-model (`sam2r.cli.common.load_model`).
+model (`sam2r.cli.common.load_model`), the ONNX runtime (`sam2r.onnx`).
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from typing import Any
 import torch
 
 from sam2r.cli.common import CliError, load_model, precision_of
+from sam2r.cli.export import add_onnx_arg
 from sam2r.cli.video import add_memory_arg
 
 _DIST_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
@@ -132,23 +143,58 @@ def _plan(args: argparse.Namespace) -> tuple[Any, list[str], dict[str, int]]:
     return dataset, names, dataset.frame_counts(names)
 
 
-def _run_shard(
-    args: argparse.Namespace, dist: Dist, device: str, dataset: Any, names: list[str],
-    counts: dict[str, int],
-) -> tuple[int, int, int]:  # fmt: skip
-    """Run this process's sequences; (sequences run, sequences skipped, frames written)."""
-    from sam2r.eval.vos_infer import run_sequences, shard
+def check_onnx_options(args: argparse.Namespace) -> None:
+    """CliError naming the options that choose or place a torch model, given with --onnx."""
+    given = [f"--{k}" for k in ("model", "checkpoint", "config") if getattr(args, k) is not None]
+    if args.device != "cpu":
+        given.append(f"--device {args.device}")
+    if args.precision != "fp32":
+        given.append(f"--precision {args.precision}")
+    if given:
+        raise CliError(
+            f"--onnx {args.onnx} runs the model exported there on ONNX Runtime's CPU provider; "
+            f"{', '.join(given)} choose or place a torch model: drop them, or drop --onnx "
+            "(to run another model on ONNX: sam2r export onnx --checkpoint PT --out DIR)"
+        )
+
+
+def _predictor(args: argparse.Namespace, device: str) -> Any:
+    """The torch `VideoPredictor` of the run, or the `OnnxVideoTracker` of `--onnx DIR`; both
+    leave the overlap rule to the label merging."""
+    if args.onnx is not None:
+        from sam2r.onnx import OnnxVideoTracker
+
+        try:  # as many threads as torch: OMP_NUM_THREADS counts, as torchrun sets it
+            return OnnxVideoTracker(
+                args.onnx,
+                fill_hole_area=args.fill_hole_area,
+                non_overlap_masks=False,
+                num_threads=torch.get_num_threads(),
+                memory=args.memory,
+            )
+        except (ImportError, FileNotFoundError, ValueError) as e:
+            raise CliError(f"--onnx {args.onnx}: {e}") from None
     from sam2r.predictor.video import VideoPredictor
 
-    mine = shard(names, dist.rank, dist.world, counts)
     model = load_model(args.model, args.checkpoint, device, args.config)
-    predictor = VideoPredictor(
+    return VideoPredictor(
         model,
         fill_hole_area=args.fill_hole_area,
         non_overlap_masks=False,
         precision=precision_of(args, model.device),
         memory=args.memory,
     )
+
+
+def _run_shard(
+    args: argparse.Namespace, dist: Dist, device: str, dataset: Any, names: list[str],
+    counts: dict[str, int],
+) -> tuple[int, int, int]:  # fmt: skip
+    """Run this process's sequences; (sequences run, sequences skipped, frames written)."""
+    from sam2r.eval.vos_infer import run_sequences, shard
+
+    mine = shard(names, dist.rank, dist.world, counts)
+    predictor = _predictor(args, device)
     done = skipped = frames = 0
     with _progress(sum(counts[n] for n in mine), dist, args.quiet) as bar:
         on_sequence: Callable[[str], None] = bar.set_postfix_str
@@ -174,6 +220,8 @@ def run_vos(args: argparse.Namespace) -> int:
     """Plan, (join the group,) run this process's shard, report."""
     if args.fill_hole_area < 0:
         raise CliError(f"--fill-hole-area must be >= 0 (0 = off), got {args.fill_hole_area}")
+    if args.onnx is not None:
+        check_onnx_options(args)
     dist = Dist.from_env()
     device = _device(args.device, dist)
     dataset, names, counts = _plan(args)  # input errors surface here, on every rank alike
@@ -269,6 +317,7 @@ def add_vos_parser(
     )
     vp.add_argument("--quiet", action="store_true", help="no progress bar")
     add_memory_arg(vp)
+    add_onnx_arg(vp)
     model_args(vp)
     vp.set_defaults(func=cmd_vos)
     return vp

@@ -24,17 +24,21 @@ behaviour:
 
 No post-processing is implied: pass a `VideoPredictor` with `fill_hole_area=0` and
 `non_overlap_masks=False` to reproduce the official evaluation setting (the overlap rule is
-applied here, on the merged logits). What is left to others: reading the dataset layout
-(`sam2r.io.vos_dataset`, whose `VosDataset` is importable from here too), tracking
-(`sam2r.predictor.video`), palette files (`sam2r.io.masks`), the process group and the
-command line (`sam2r.cli.vos_infer`), scoring (`sam2r.eval`'s evaluator).
+applied here, on the merged logits). The loop calls only the predictor methods that
+`sam2r.onnx.OnnxVideoTracker` mirrors (`Tracker`), so an exported model on ONNX Runtime runs
+it too (`sam2r vos-infer --onnx DIR`), with numpy logits. What is left to others: reading
+the dataset layout (`sam2r.io.vos_dataset`, whose `VosDataset` is importable from here
+too), tracking (`sam2r.predictor.video`, `sam2r.onnx`), palette files (`sam2r.io.masks`),
+the process group and the command line (`sam2r.cli.vos_infer`), scoring (`sam2r.eval`'s
+evaluator).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -42,9 +46,22 @@ from PIL import Image
 
 from sam2r.io.masks import read_palette_png, write_palette_png
 from sam2r.io.vos_dataset import VosDataset, VosSequence
-from sam2r.predictor.video import VideoPredictor
 
 MIN_OTHER_LOGIT = -10.0  # where non-overlap lowers the logits of the objects that lose a pixel
+
+
+class Tracker(Protocol):
+    """The predictor methods the loop calls: `sam2r.predictor.video.VideoPredictor`, or
+    `sam2r.onnx.OnnxVideoTracker` (the same names). Sessions must have `close()`; results
+    `frame_idx`, `obj_ids` and `masks` (num_obj, 1, H, W) logits, a tensor or an array."""
+
+    def init_session(self, video: Any) -> Any: ...
+
+    def reset(self, session: Any) -> None: ...
+
+    def add_mask(self, session: Any, frame_idx: int, obj_id: Hashable, mask: Any) -> Any: ...
+
+    def propagate(self, session: Any, start_frame_idx: int | None = None) -> Iterator[Any]: ...
 
 
 # ----------------------------------------------------------------------------------------------
@@ -178,9 +195,10 @@ class LabelMerger:
         self.use_winner = bool(non_overlap) and self.score_thresh >= MIN_OTHER_LOGIT
         self._state: dict[int, tuple[int, torch.Tensor, torch.Tensor | None]] = {}
 
-    def add(self, frame_idx: int, obj_id: int, logits: torch.Tensor) -> None:
-        """Merge one object's (H, W) logits on a frame."""
-        logits = logits.detach().float().cpu()
+    def add(self, frame_idx: int, obj_id: int, logits: torch.Tensor | np.ndarray) -> None:
+        """Merge one object's (H, W) logits (a tensor, or an array of the ONNX tracker) on a
+        frame."""
+        logits = torch.as_tensor(logits).detach().float().cpu()  # an array: shared, not copied
         old = self._state.get(frame_idx)
         if old is None:
             if self.use_winner:
@@ -221,7 +239,7 @@ def is_done(seq: VosSequence, out_dir: Path) -> bool:
 
 
 def infer_sequence(
-    predictor: VideoPredictor,
+    predictor: Tracker,
     seq: VosSequence,
     out_dir: Path,
     *,
@@ -233,7 +251,8 @@ def infer_sequence(
     """Track one sequence's annotated objects and write `out_dir/<seq>/<frame>.png`.
 
     Args:
-        predictor: the video predictor (see the module docstring for the official setting).
+        predictor: the video predictor or the ONNX tracker (see the module docstring for the
+            official setting).
         seq: the sequence.
         out_dir: the output root.
         later_objects: prompt objects on the frame where they first appear, tracking each on
@@ -296,7 +315,7 @@ class SequenceReport:
 
 
 def run_sequences(
-    predictor: VideoPredictor,
+    predictor: Tracker,
     dataset: VosDataset,
     names: Sequence[str],
     out_dir: Path,

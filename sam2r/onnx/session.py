@@ -60,6 +60,11 @@ class OnnxSession:
     def obj_ids(self) -> list[Hashable]:
         return list(self.objects)
 
+    def close(self) -> None:
+        """Drop the cached image features (as `VideoSession.close`; the frames are read from
+        their source on demand, so there is nothing else to release)."""
+        self.features.clear()
+
 
 # ------------------------------------------------------------------------------------------
 def check_frame(session: OnnxSession, frame_idx: Any) -> int:
