@@ -84,7 +84,7 @@ def add_export_parser(
 
 
 def add_onnx_arg(parser: argparse.ArgumentParser) -> None:
-    """`--onnx DIR` for `sam2r image` and `sam2r video`."""
+    """`--onnx DIR` for `sam2r image`, `sam2r video` and `sam2r vos-infer`."""
     parser.add_argument(
         "--onnx",
         metavar="DIR",
