@@ -361,6 +361,36 @@ def test_mode_propagates_the_example_clip(bundled: sam2r.SAM2Model, mode: str) -
     del ann
 
 
+def test_a_correction_reads_the_modes_memory_and_leaves_it(
+    bundled: sam2r.SAM2Model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A click on a tracked frame reads the memory the mode kept in its last pass (the plan of
+    `MemorySelection.plan`, in the direction the frame was tracked), chooses no candidate by the
+    mode and files nothing in it; a first prompt on an object reads no memory at all."""
+    pred = VideoPredictor(bundled, memory="motion")
+    _, _, session = _propagate(pred, 6)
+    ms = session.objects[2].selection
+    before = (list(ms.memories), list(ms.pointers), ms.kalman.mean.copy(), ms.lost)
+    planned, chosen = [], []
+    plan, chooser = MemorySelection.plan, MemorySelection.chooser
+    monkeypatch.setattr(
+        MemorySelection,
+        "plan",
+        lambda self, f, rev, *a: planned.append((f, rev)) or plan(self, f, rev, *a),
+    )
+    monkeypatch.setattr(
+        MemorySelection, "chooser", lambda self, *a: chosen.append(a) or chooser(self, *a)
+    )
+    r = pred.add_points(session, 4, 2, points=[[200, 150]], labels=[0])
+    assert r.masks.shape[0] == 2 and torch.isfinite(r.masks).all()
+    assert planned == [(4, False)] and not chosen
+    assert (list(ms.memories), list(ms.pointers), ms.lost) == before[:2] + before[3:]
+    assert np.array_equal(ms.kalman.mean, before[2])
+    planned.clear()
+    pred.add_points(session, 3, 9, points=[[100, 100]], labels=[1])  # a new object: no memory
+    assert planned == []
+
+
 def _stream_frames(n: int) -> Iterator[np.ndarray]:
     files = sorted(CLIP.glob("*.jpg"))
     cycle = files + files[-2:0:-1]  # ping-pong: a continuous stream longer than the clip

@@ -409,6 +409,11 @@ class OnnxVideoTracker:
         else:
             if is_init:
                 pix = feats["image_embed_no_mem"]
+            elif self.policy is not None and track.selection is not None:
+                # a correction reads what the mode kept in its last pass (as the torch predictor)
+                horizon = session.memory_horizon
+                plan = plan_selection(self.policy, track, frame_idx, reverse, horizon, self.cfg)
+                pix = self._condition(session, feats, [plan])
             else:
                 plan = plan_memory(track, frame_idx, reverse, session.memory_horizon, self.cfg)
                 pix = self._condition(session, feats, [plan])

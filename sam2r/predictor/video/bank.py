@@ -60,12 +60,16 @@ def prompt_step(
     points: PointPrompt | None = None,
     mask: Tensor | None = None,
     prev_logits: Tensor | None = None,
+    selection: MemorySelection | None = None,
 ) -> bool:
     """Segment a prompted frame of one object and keep the output pending until the next
     propagation (no memory is encoded yet); returns whether it is a conditioning output.
 
     Args:
         fill_hole_area, points, mask, prev_logits: as for `run_frame`.
+        selection: the predictor's opt-in memory mode: a correction on a frame the object was
+            tracked on reads the memory that mode kept in its last propagation (the official
+            memory when there is none yet); the mode's state is not changed.
     """
     is_init, reverse = interaction_mode(track, frame_idx)
     is_cond = prompt_is_cond(track, frame_idx, model.cfg)
@@ -81,6 +85,8 @@ def prompt_step(
         points=points,
         mask=mask,
         prev_logits=prev_logits,
+        selection=selection if not is_init and track.selection is not None else None,
+        reads_only=True,
     )
     track.temp_outputs(is_cond)[frame_idx] = state
     return is_cond

@@ -54,6 +54,7 @@ def run_frame(
     mask: Tensor | None = None,
     prev_logits: Tensor | None = None,
     selection: MemorySelection | None = None,
+    reads_only: bool = False,
 ) -> FrameState:
     """Segment one object on one frame (memory read, SAM heads, optionally memory write).
 
@@ -71,6 +72,8 @@ def run_frame(
         prev_logits: (1, 1, S/4, S/4) logits of the previous mask, refined by `points`.
         selection: an opt-in memory mode for a tracked frame (None: the official memory):
             it plans the memory read, chooses the candidate and files the output.
+        reads_only: the mode only plans the memory read (a correction on a tracked frame: its
+            candidate is chosen and its output filed as a prompt's).
 
     Returns:
         the object's `FrameState` on the frame, attached to the session's spill pool.
@@ -91,7 +94,7 @@ def run_frame(
             None if points is None else points.labels,
             mask_input=prev_logits,
             multimask_output=model.use_multimask(is_init, num_points),
-            select=None if selection is None else selection.chooser(track, model.cfg),
+            select=None if selection is None or reads_only else selection.chooser(track, model.cfg),
         )
     maskmem = None
     if encode_memory:
@@ -112,7 +115,7 @@ def run_frame(
         object_score_logits=out.object_score_logits,
         maskmem_features=maskmem,
     ).attach(session.pool)
-    if selection is not None and mask is None:
+    if selection is not None and mask is None and not reads_only:
         selection.observe(track, frame_idx, out, state, model.cfg)
     return state
 

@@ -452,7 +452,13 @@ class VideoPredictor:
         """Segment a prompted frame of one object, keep the output pending until the next
         propagation, and return the frame's masks of all objects."""
         is_cond = prompt_step(
-            self.model, session, track, frame_idx, fill_hole_area=self.fill_hole_area, **prompt
+            self.model,
+            session,
+            track,
+            frame_idx,
+            fill_hole_area=self.fill_hole_area,
+            selection=self.selection,
+            **prompt,
         )
         return self._consolidated(session, frame_idx, is_cond)
 
