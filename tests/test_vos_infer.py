@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -291,10 +290,8 @@ def test_two_process_gloo_run_equals_single_process(
         "-m", "sam2r.cli", "vos-infer", "--data", str(data), "--out", str(tmp_path),
         "--checkpoint", ckpt, "--config", MICRO, "--quiet",
     ]  # fmt: skip
-    start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert time.perf_counter() - start < 120
     assert f"{len(SEQS)} sequence(s), {len(SEQS) * T} frame(s)" in proc.stdout
     assert "on 2 processes" in proc.stdout and proc.stdout.count("vos-infer:") == 1
     got, ref = _tree(tmp_path), _tree(single)
