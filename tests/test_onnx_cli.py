@@ -51,6 +51,16 @@ def test_onnx_option_errors(tmp_path, capsys):
     assert main(["export", "onnx", "--model", "sam2r_micro", "--out", str(tmp_path),
                  "--image-size", "100"]) == 2  # fmt: skip
     assert "multiple of 32" in capsys.readouterr().err
+    # the options that choose a torch model mean nothing with --onnx: refused, not ignored
+    frames = EXAMPLE / "JPEGImages" / "480p" / "val_00000"
+    for args in (
+        ["image", str(image), "--point", "1,1", "--checkpoint", "x.pt"],
+        ["video", str(frames), "--point", "0:1:10,10", "--model", "sam2.1-tiny"],
+        ["video", str(frames), "--point", "0:1:10,10", "--precision", "bf16"],
+    ):
+        assert main([*args, "--onnx", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert "choose or place a torch model" in err and args[-2] in err, err
 
 
 def test_export_without_fused_attention(tmp_path):

@@ -92,10 +92,26 @@ def add_onnx_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_onnx_options(args: argparse.Namespace) -> None:
+    """CliError naming the options that choose or place a torch model, given with --onnx."""
+    given = [f"--{k}" for k in ("model", "checkpoint", "config") if getattr(args, k) is not None]
+    if args.device != "cpu":
+        given.append(f"--device {args.device}")
+    if args.precision != "fp32":
+        given.append(f"--precision {args.precision}")
+    if given:
+        raise CliError(
+            f"--onnx {args.onnx} runs the model exported there on ONNX Runtime's CPU provider; "
+            f"{', '.join(given)} choose or place a torch model: drop them, or drop --onnx "
+            "(to run another model on ONNX: sam2r export onnx --checkpoint PT --out DIR)"
+        )
+
+
 def onnx_image_predictor(args: argparse.Namespace) -> tuple[Any, str]:
     """(OnnxImagePredictor, model name) for `sam2r image --onnx DIR`."""
     from sam2r.onnx import OnnxImagePredictor
 
+    check_onnx_options(args)
     try:
         predictor = OnnxImagePredictor(args.onnx, max_hole_area=args.max_hole_area)
     except (ImportError, FileNotFoundError, ValueError) as e:
@@ -107,6 +123,7 @@ def onnx_video_predictor(args: argparse.Namespace) -> Any:
     """The tracker of `sam2r video --onnx DIR`, with the torch predictor's method names."""
     if getattr(args, "everything", False) or getattr(args, "text", None) is not None:
         raise CliError("--onnx tracks clicks, boxes and masks (not --everything or --text)")
+    check_onnx_options(args)
     try:
         return _TorchResults(
             args.onnx,

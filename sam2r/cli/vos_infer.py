@@ -45,7 +45,7 @@ from typing import Any
 import torch
 
 from sam2r.cli.common import CliError, load_model, precision_of
-from sam2r.cli.export import add_onnx_arg
+from sam2r.cli.export import add_onnx_arg, check_onnx_options
 from sam2r.cli.video import add_memory_arg
 
 _DIST_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
@@ -141,21 +141,6 @@ def _plan(args: argparse.Namespace) -> tuple[Any, list[str], dict[str, int]]:
     else:
         names = dataset.sequence_names(args.split, args.image_set)
     return dataset, names, dataset.frame_counts(names)
-
-
-def check_onnx_options(args: argparse.Namespace) -> None:
-    """CliError naming the options that choose or place a torch model, given with --onnx."""
-    given = [f"--{k}" for k in ("model", "checkpoint", "config") if getattr(args, k) is not None]
-    if args.device != "cpu":
-        given.append(f"--device {args.device}")
-    if args.precision != "fp32":
-        given.append(f"--precision {args.precision}")
-    if given:
-        raise CliError(
-            f"--onnx {args.onnx} runs the model exported there on ONNX Runtime's CPU provider; "
-            f"{', '.join(given)} choose or place a torch model: drop them, or drop --onnx "
-            "(to run another model on ONNX: sam2r export onnx --checkpoint PT --out DIR)"
-        )
 
 
 def _predictor(args: argparse.Namespace, device: str) -> Any:
