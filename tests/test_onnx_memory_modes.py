@@ -175,7 +175,7 @@ def test_stream_matches_and_stays_bounded() -> None:
             assert len(ms.pointers) <= cfg["max_obj_ptrs_in_encoder"] - 1
     worst_iou, worst_score = compare(got, want)
     assert worst_iou >= IOU_MIN and worst_score <= SCORE_TOL, (worst_iou, worst_score)
-    assert len(s_ours.objects[1].non_cond) <= 17  # the official window, not 24 frames
+    assert len(s_ours.objects[1].non_cond_outputs) <= 17  # the official window, not 24 frames
 
 
 def test_memory_argument() -> None:

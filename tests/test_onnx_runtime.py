@@ -197,7 +197,7 @@ def test_stream_matches_and_stays_bounded():
     assert worst_iou >= IOU_MIN and worst_score <= SCORE_TOL
     assert all(g[3].shape == (1, 1, 240, 320) for g in got)
     track = s_ours.objects[1]
-    assert len(track.non_cond) <= 17 and len(track.tracked) <= 17  # the window, not 20
+    assert len(track.non_cond_outputs) <= 17 and len(track.tracked) <= 17  # the window, not 20
     assert len(s_ours.features) <= 2 and len(s_ours.frames.recent) <= 2
 
 

@@ -62,9 +62,9 @@ def test_clear_prompts_in_frame_matches_video_predictor():
     _check(got, want)
     assert [g[1] for g in got if g[0] in (4, 6)] == [5, 3]  # the clears' results are compared
     track = session.objects[1]
-    assert list(track.cond) == [0] and not track.points.get(3) and 5 not in track.points
+    assert list(track.cond_outputs) == [0] and not track.points.get(3) and 5 not in track.points
     assert ours.clear_prompts_in_frame(session, 0, 2, need_output=False) is None
-    assert 0 not in session.objects[2].cond and 0 in session.objects[2].non_cond
+    assert 0 not in session.objects[2].cond_outputs and 0 in session.objects[2].non_cond_outputs
     with pytest.raises(ValueError, match="unknown object id 9"):
         ours.clear_prompts_in_frame(session, 0, 9)
     with pytest.raises(RuntimeError, match="object 2 has no prompt"):
@@ -135,4 +135,5 @@ def test_add_all_frames_to_correct_as_cond_matches_video_predictor():
     ours, session, got, want = _run_both(ops, ALL_COND)
     assert ours.cfg["add_all_frames_to_correct_as_cond"]
     _check(got, want)
-    assert list(session.objects[1].cond) == [0, 4] and list(session.objects[2].cond) == [0, 2]
+    assert list(session.objects[1].cond_outputs) == [0, 4]
+    assert list(session.objects[2].cond_outputs) == [0, 2]

@@ -6,9 +6,10 @@ official `sam2==1.1.0` rules): which frames are read is planned by the torch pre
 plain-Python functions (`sam2r.predictor.video.memory`, `.policy`); the filing is restated
 here, on this module's `Track` (those of `.bank` work on torch tensors):
 
-* a `Track` keeps one object's prompts and `State`s per frame: `cond` (conditioning, prompted
-  frames), `non_cond` (tracked frames), and the pending outputs of prompts made since the last
-  propagation (`temp_cond` / `temp_non_cond`), which get their memory when tracking starts;
+* a `Track` keeps one object's prompts and `State`s per frame, in fields named as the torch
+  `ObjectTrack`'s: `cond_outputs` (conditioning, prompted frames), `non_cond_outputs` (tracked
+  frames), and the pending outputs of prompts made since the last propagation
+  (`temp_cond_outputs` / `temp_non_cond_outputs`), which get their memory when tracking starts;
 * `plan_memory`: the spatial memories (conditioning frames at temporal slot 0, the last
   `num_maskmem - 1` tracked frames at slots 1..) and object pointers (with their temporal
   distances) one frame reads;
@@ -56,19 +57,19 @@ class Track:
     obj_id: Hashable
     points: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # (P,2),(P,)
     masks: dict[int, np.ndarray] = field(default_factory=dict)  # frame -> (S, S) float32 mask
-    cond: dict[int, State] = field(default_factory=dict)
-    non_cond: dict[int, State] = field(default_factory=dict)
-    temp_cond: dict[int, State] = field(default_factory=dict)
-    temp_non_cond: dict[int, State] = field(default_factory=dict)
+    cond_outputs: dict[int, State] = field(default_factory=dict)
+    non_cond_outputs: dict[int, State] = field(default_factory=dict)
+    temp_cond_outputs: dict[int, State] = field(default_factory=dict)
+    temp_non_cond_outputs: dict[int, State] = field(default_factory=dict)
     tracked: dict[int, bool] = field(default_factory=dict)  # frame -> tracked in reverse
     selection: ObjectMemory[State] | None = None  # state of an opt-in memory mode, else None
 
-    def temp(self, is_cond: bool) -> dict[int, State]:
-        return self.temp_cond if is_cond else self.temp_non_cond
+    def temp_outputs(self, is_cond: bool) -> dict[int, State]:
+        return self.temp_cond_outputs if is_cond else self.temp_non_cond_outputs
 
-    def latest(self, frame_idx: int, is_cond: bool) -> State | None:
+    def latest_output(self, frame_idx: int, is_cond: bool) -> State | None:
         """The newest output on a frame: a pending one of the given kind, else a merged one."""
-        for d in (self.temp(is_cond), self.cond, self.non_cond):
+        for d in (self.temp_outputs(is_cond), self.cond_outputs, self.non_cond_outputs):
             if frame_idx in d:
                 return d[frame_idx]
         return None
@@ -81,7 +82,7 @@ class Track:
 def interaction_mode(track: Track, frame_idx: int) -> tuple[bool, bool]:
     """(initial prompt, reverse): a prompt on a frame the object was tracked on corrects it
     (reading the memory, in the direction it was tracked); elsewhere it starts afresh."""
-    if frame_idx in track.tracked and track.cond:
+    if frame_idx in track.tracked and track.cond_outputs:
         return False, track.tracked[frame_idx]
     return True, False
 
@@ -116,8 +117,8 @@ def plan_memory(
     plan = official_plan(
         frame_idx,
         reverse,
-        track.cond,
-        track.non_cond,
+        track.cond_outputs,
+        track.non_cond_outputs,
         num_frames,
         num_maskmem=int(cfg["num_maskmem"]),
         stride=int(cfg["memory_temporal_stride_for_eval"]),
@@ -146,12 +147,13 @@ def plan_selection(
     cfg: dict[str, Any],
 ) -> Plan:
     """`plan_memory` under an opt-in memory mode (`MemoryPolicy.read`, as the torch predictor)."""
-    chosen, _ = select_cond_frames(frame_idx, list(track.cond), int(cfg["max_cond_frames_in_attn"]))
+    max_cond = int(cfg["max_cond_frames_in_attn"])
+    chosen, _ = select_cond_frames(frame_idx, list(track.cond_outputs), max_cond)
     spatial, pointers, max_ptrs = policy.read(
         object_memory(policy, track, cfg),
         frame_idx,
         reverse,
-        track.cond,
+        track.cond_outputs,
         chosen,
         lambda s: s.has_memory,
         num_frames=num_frames,
@@ -167,11 +169,11 @@ def clear_prompts(track: Track, frame_idx: int) -> None:
     stays as a tracked frame's output (no longer marked tracked) until propagation redoes it."""
     track.points.pop(frame_idx, None)
     track.masks.pop(frame_idx, None)
-    track.temp_cond.pop(frame_idx, None)
-    track.temp_non_cond.pop(frame_idx, None)
-    out = track.cond.pop(frame_idx, None)
+    track.temp_cond_outputs.pop(frame_idx, None)
+    track.temp_non_cond_outputs.pop(frame_idx, None)
+    out = track.cond_outputs.pop(frame_idx, None)
     if out is not None:
-        track.non_cond[frame_idx] = out
+        track.non_cond_outputs[frame_idx] = out
         track.tracked.pop(frame_idx, None)
 
 
@@ -179,7 +181,7 @@ def clear_memory_around(track: Track, frame_idx: int, cfg: dict[str, Any]) -> No
     """Drop tracked-frame memories near a new prompt (`clear_non_cond_mem_around_input`)."""
     r = int(cfg["memory_temporal_stride_for_eval"]) * int(cfg["num_maskmem"])
     for t in range(frame_idx - r, frame_idx + r + 1):
-        track.non_cond.pop(t, None)
+        track.non_cond_outputs.pop(t, None)
 
 
 def prune(tracks: list[Track], frame_idx: int, cfg: dict[str, Any]) -> None:
@@ -191,10 +193,10 @@ def prune(tracks: list[Track], frame_idx: int, cfg: dict[str, Any]) -> None:
     )
     oldest = frame_idx - window
     for track in tracks:
-        for d in (track.non_cond, track.tracked):
+        for d in (track.non_cond_outputs, track.tracked):
             for t in [t for t in d if t < oldest]:
                 del d[t]
         for t in [t for t in track.masks if t < frame_idx]:
             del track.masks[t]
-        for t in [t for t in track.points if t < oldest and t not in track.cond]:
+        for t in [t for t in track.points if t < oldest and t not in track.cond_outputs]:
             del track.points[t]

@@ -168,8 +168,8 @@ class OnnxVideoTracker:
         """Every object's newest output on a frame (pending conditioning outputs first when
         any object has one there)."""
         tracks = list(session.objects.values())
-        is_cond = any(frame_idx in t.temp_cond for t in tracks)
-        states = [t.latest(frame_idx, is_cond) for t in tracks]
+        is_cond = any(frame_idx in t.temp_cond_outputs for t in tracks)
+        states = [t.latest_output(frame_idx, is_cond) for t in tracks]
         return frame_result(session, frame_idx, states, self.non_overlap)
 
     def track(self, session: OnnxSession, frame: np.ndarray | Image.Image) -> OnnxFrameResult:
@@ -215,7 +215,7 @@ class OnnxVideoTracker:
             labs = np.concatenate([old[1], labs])
         track.points[frame_idx] = (coords, labs)
         track.masks.pop(frame_idx, None)
-        prev = track.latest(frame_idx, prompt_is_cond(track, frame_idx, self.cfg))
+        prev = track.latest_output(frame_idx, prompt_is_cond(track, frame_idx, self.cfg))
         prev_logits = None if prev is None else np.clip(prev.low_res, -32.0, 32.0)
         return self._prompt(session, track, frame_idx, points=(coords, labs), prev=prev_logits)
 
@@ -235,8 +235,8 @@ class OnnxVideoTracker:
         is_init, reverse = interaction_mode(track, frame_idx)
         is_cond = prompt_is_cond(track, frame_idx, self.cfg)
         state = self._run(session, track, frame_idx, is_init, reverse, **prompt)
-        track.temp(is_cond)[frame_idx] = state
-        states = [t.latest(frame_idx, is_cond) for t in session.objects.values()]
+        track.temp_outputs(is_cond)[frame_idx] = state
+        states = [t.latest_output(frame_idx, is_cond) for t in session.objects.values()]
         return frame_result(session, frame_idx, states, self.non_overlap)
 
     # ------------------------------------------------------------------------------------------
@@ -253,7 +253,7 @@ class OnnxVideoTracker:
         `VideoPredictor.propagate`)."""
         self._commit(session)
         if start_frame_idx is None:
-            start_frame_idx = min(t for tr in session.objects.values() for t in tr.cond)
+            start_frame_idx = min(t for tr in session.objects.values() for t in tr.cond_outputs)
         start = check_frame(session, start_frame_idx)
         if self.policy is not None:  # a new pass: the mode's memory starts from the prompts
             for track in session.objects.values():
@@ -283,12 +283,12 @@ class OnnxVideoTracker:
         if not session.objects:
             raise RuntimeError("no object has prompts: add points, a box or a mask first")
         for track in session.objects.values():
-            if not track.cond and not track.temp_cond:
+            if not track.cond_outputs and not track.temp_cond_outputs:
                 raise RuntimeError(f"object {track.obj_id!r} has no prompt to start from")
         for track in session.objects.values():
             for is_cond in (False, True):
-                pending = track.temp(is_cond)
-                target = track.cond if is_cond else track.non_cond
+                pending = track.temp_outputs(is_cond)
+                target = track.cond_outputs if is_cond else track.non_cond_outputs
                 for frame_idx, state in pending.items():
                     if state.maskmem is None:
                         feats = self._features(session, frame_idx)
@@ -298,8 +298,8 @@ class OnnxVideoTracker:
                     if self.cfg["clear_non_cond_mem_around_input"]:
                         clear_memory_around(track, frame_idx, self.cfg)
                 pending.clear()
-            for frame_idx in track.cond:
-                track.non_cond.pop(frame_idx, None)
+            for frame_idx in track.cond_outputs:
+                track.non_cond_outputs.pop(frame_idx, None)
 
     def _track_frame(
         self, session: OnnxSession, frame_idx: int, tracks: list[Track], reverse: bool
@@ -311,8 +311,8 @@ class OnnxVideoTracker:
         groups: dict[tuple[Any, ...], list[tuple[int, Plan]]] = {}
         policy = self.policy
         for i, track in enumerate(tracks):
-            if frame_idx in track.cond:
-                state = states[i] = track.cond[frame_idx]
+            if frame_idx in track.cond_outputs:
+                state = states[i] = track.cond_outputs[frame_idx]
                 if self.cfg["clear_non_cond_mem_around_input"]:
                     clear_memory_around(track, frame_idx, self.cfg)
                 if policy is not None:
@@ -343,7 +343,7 @@ class OnnxVideoTracker:
             filled = fill_holes(low, self.fill_hole_area)
             for j, (i, _) in enumerate(members):
                 state = State(filled[j : j + 1], ptr[j], float(score[j, 0]), mem[j])
-                tracks[i].non_cond[frame_idx] = state
+                tracks[i].non_cond_outputs[frame_idx] = state
                 states[i] = state
                 if policy is not None:
                     choice = choices[j]
