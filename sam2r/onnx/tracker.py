@@ -10,7 +10,8 @@ directions and live streams, with numpy and onnxruntime only (no torch).
 It reproduces `sam2r.VideoPredictor` (and so the official `SAM2VideoPredictor`) step for step:
 the same frames, the same memory selection (`sam2r.onnx.bank`), memories rounded to bfloat16
 as the official code stores them, hole filling, the same prompt semantics (clicks, boxes, masks,
-correction clicks on tracked frames). Objects tracked on a frame whose memories have the same
+correction clicks on tracked frames) and the same filing of outputs, by the torch predictor's
+own rules (`sam2r.predictor.video.filing`). Objects tracked on a frame whose memories have the same
 layout attend in one batch (the torch predictor runs them one by one; the numbers agree to
 float rounding). What stays as in the torch predictor: a streaming session (`init_stream` +
 `track`) keeps only what later frames can read, so its memory is bounded.
@@ -30,19 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from sam2r.onnx.bank import (
-    Plan,
-    State,
-    Track,
-    clear_memory_around,
-    clear_prompts,
-    interaction_mode,
-    object_memory,
-    plan_memory,
-    plan_selection,
-    prompt_is_cond,
-    prune,
-)
+from sam2r.onnx.bank import Plan, State, Track, object_memory, plan_memory, plan_selection
 from sam2r.onnx.frames import Frames, LiveFrames
 from sam2r.onnx.image import select_masks
 from sam2r.onnx.numpy_ops import (
@@ -61,6 +50,15 @@ from sam2r.onnx.session import (
     get_track,
     mask_prompt,
     point_prompt,
+)
+from sam2r.predictor.video.filing import (
+    FilingConfig,
+    clear_memory_around,
+    clear_prompts,
+    commit_pending,
+    interaction_mode,
+    prompt_is_cond,
+    prune,
 )
 from sam2r.predictor.video.ids import check_obj_id
 from sam2r.predictor.video.policy import Choice, MemoryPolicy, make_policy
@@ -96,6 +94,7 @@ class OnnxVideoTracker:
         self.memory = "official" if self.policy is None else self.policy.mode
         self.model = model if isinstance(model, OnnxModel) else OnnxModel(model, num_threads)
         self.cfg = self.model.config
+        self.filing = FilingConfig.of(self.cfg)  # the settings of the shared filing rules
         area = self.cfg["fill_hole_area"] if fill_hole_area is None else fill_hole_area
         if isinstance(area, bool) or not isinstance(area, int) or area < 0:
             raise ValueError(f"fill_hole_area must be an int >= 0 (0 = off), got {area!r}")
@@ -182,7 +181,7 @@ class OnnxVideoTracker:
             return frame_result(session, idx, [], self.non_overlap)
         self._commit(session)
         states = self._track_frame(session, idx, list(session.objects.values()), False)
-        prune(list(session.objects.values()), idx, self.cfg)
+        prune(session.objects.values(), idx, self.filing)
         for t in [t for t in session.features if t < idx - 1]:
             del session.features[t]
         return frame_result(session, idx, states, self.non_overlap)
@@ -215,7 +214,7 @@ class OnnxVideoTracker:
             labs = np.concatenate([old[1], labs])
         track.points[frame_idx] = (coords, labs)
         track.masks.pop(frame_idx, None)
-        prev = track.latest_output(frame_idx, prompt_is_cond(track, frame_idx, self.cfg))
+        prev = track.latest_output(frame_idx, prompt_is_cond(track, frame_idx, self.filing))
         prev_logits = None if prev is None else np.clip(prev.low_res, -32.0, 32.0)
         return self._prompt(session, track, frame_idx, points=(coords, labs), prev=prev_logits)
 
@@ -233,7 +232,7 @@ class OnnxVideoTracker:
 
     def _prompt(self, session: OnnxSession, track: Track, frame_idx: int, **prompt: Any):
         is_init, reverse = interaction_mode(track, frame_idx)
-        is_cond = prompt_is_cond(track, frame_idx, self.cfg)
+        is_cond = prompt_is_cond(track, frame_idx, self.filing)
         state = self._run(session, track, frame_idx, is_init, reverse, **prompt)
         track.temp_outputs(is_cond)[frame_idx] = state
         states = [t.latest_output(frame_idx, is_cond) for t in session.objects.values()]
@@ -279,27 +278,15 @@ class OnnxVideoTracker:
             yield frame_result(session, frame_idx, states, self.non_overlap)
 
     def _commit(self, session: OnnxSession) -> None:
-        """Pending prompt outputs into the bank, with their memories encoded."""
-        if not session.objects:
-            raise RuntimeError("no object has prompts: add points, a box or a mask first")
-        for track in session.objects.values():
-            if not track.cond_outputs and not track.temp_cond_outputs:
-                raise RuntimeError(f"object {track.obj_id!r} has no prompt to start from")
-        for track in session.objects.values():
-            for is_cond in (False, True):
-                pending = track.temp_outputs(is_cond)
-                target = track.cond_outputs if is_cond else track.non_cond_outputs
-                for frame_idx, state in pending.items():
-                    if state.maskmem is None:
-                        feats = self._features(session, frame_idx)
-                        score = np.array([[state.score]], np.float32)
-                        state.maskmem = self._encode(session, feats, state.low_res, score, True)[0]
-                    target[frame_idx] = state
-                    if self.cfg["clear_non_cond_mem_around_input"]:
-                        clear_memory_around(track, frame_idx, self.cfg)
-                pending.clear()
-            for frame_idx in track.cond_outputs:
-                track.non_cond_outputs.pop(frame_idx, None)
+        """Pending prompt outputs into the bank, with their memories encoded (`commit_pending`,
+        with the exported memory encoder)."""
+
+        def encode(frame_idx: int, state: State) -> None:
+            feats = self._features(session, frame_idx)
+            score = np.array([[state.score]], np.float32)
+            state.maskmem = self._encode(session, feats, state.low_res, score, True)[0]
+
+        commit_pending(session.objects.values(), encode, self.filing)
 
     def _track_frame(
         self, session: OnnxSession, frame_idx: int, tracks: list[Track], reverse: bool
@@ -313,8 +300,8 @@ class OnnxVideoTracker:
         for i, track in enumerate(tracks):
             if frame_idx in track.cond_outputs:
                 state = states[i] = track.cond_outputs[frame_idx]
-                if self.cfg["clear_non_cond_mem_around_input"]:
-                    clear_memory_around(track, frame_idx, self.cfg)
+                if self.filing.clear_non_cond_mem_around_input:
+                    clear_memory_around(track, frame_idx, self.filing)
                 if policy is not None:
                     ms = object_memory(policy, track, self.cfg)
                     policy.restart(ms, state.low_res[0, 0] > 0)

@@ -11,14 +11,15 @@
 * `prompts`, `checks`, `ids`: what the user passes, checked and mapped to model inputs (`ids`
   numpy only, shared with the ONNX tracker);
 * `frame_step`: one frame of one object; `memory`: which stored frames it reads (the memory
-  bank's read side); `bank`: where its output is filed (the write side);
+  bank's read side); `bank`: where its output is filed (the write side), by the rules of
+  `filing` (plain Python, shared with the ONNX tracker);
 * `selection`: the opt-in memory modes, whose rules (`policy`, `kalman`) are numpy only and
   shared with the torch-free ONNX tracker;
 * `results`: the masks handed back (`non_overlapping`: one object per pixel);
 * `allocator`: glibc malloc thresholds for CPU inference, set when a predictor is made.
 
 The names below are loaded on first use (PEP 562), so that the numpy-only modules of this
-package (`policy`, `kalman`, `ids`) can be imported without importing torch.
+package (`policy`, `kalman`, `ids`, `filing`, `memory`) can be imported without importing torch.
 """
 
 from __future__ import annotations

@@ -1,20 +1,21 @@
-"""Filing each object's outputs in its memory bank: the write side of the bank.
+"""Filing each object's outputs in its memory bank, on torch tensors: the write side of the bank.
 
 An `ObjectTrack` keeps its outputs in four dicts (see `sam2r.predictor.video.session`): outputs of
 frames prompted since the last propagation wait in `temp_cond_outputs` /
 `temp_non_cond_outputs`, are committed (memories encoded) into `cond_outputs` /
 `non_cond_outputs` when propagation starts, and tracked frames add to `non_cond_outputs`. This
-module holds those moves, following the official `sam2==1.1.0` predictor:
+module runs the model for those moves, following the official `sam2==1.1.0` predictor:
 
-* `interaction_mode` / `prompt_is_cond`: how a prompt on a frame runs and where it is filed;
 * `prompt_step`: one object's output on a prompted frame, kept pending;
 * `commit_prompts`: pending outputs into the bank, with their memories encoded;
-* `track_step`: one object's output on a propagated frame, filed as a tracked frame;
-* `clear_prompts`, `clear_memory_around`, `prune`: what is dropped, and when.
+* `track_step`: one object's output on a propagated frame, filed as a tracked frame.
 
-What is left to others: which stored frames a frame reads (`sam2r.predictor.video.memory`, the read
-side), running the model on a frame (`sam2r.predictor.video.frame_step`), the order of frames and
-objects, input checks and results (`sam2r.predictor.video.VideoPredictor`, the only caller).
+What is left to others: the rules of the dicts themselves (`sam2r.predictor.video.filing`: how
+a prompt runs and where it is filed, committing, what is dropped and when; plain Python,
+shared with the ONNX tracker), which stored frames a frame reads
+(`sam2r.predictor.video.memory`, the read side), running the model on a frame
+(`sam2r.predictor.video.frame_step`), the order of frames and objects, input checks and results
+(`sam2r.predictor.video.VideoPredictor`, the only caller).
 """
 
 from __future__ import annotations
@@ -24,30 +25,19 @@ from typing import TYPE_CHECKING
 import torch.nn.functional as F
 from torch import Tensor
 
-from sam2r.config import SAM2Config
 from sam2r.model.sam2 import SAM2Model
+from sam2r.predictor.video.filing import (
+    FilingConfig,
+    clear_memory_around,
+    commit_pending,
+    interaction_mode,
+    prompt_is_cond,
+)
 from sam2r.predictor.video.frame_step import encode_mask_memory, frame_features, run_frame
 from sam2r.predictor.video.session import FrameState, ObjectTrack, PointPrompt, VideoSession
 
 if TYPE_CHECKING:
     from sam2r.predictor.video.selection import MemorySelection
-
-
-def interaction_mode(track: ObjectTrack, frame_idx: int) -> tuple[bool, bool]:
-    """(is an initial prompt, tracked in reverse) for a prompt on a frame.
-
-    A prompt on a frame the object was tracked on corrects that frame (it reads the memory, in
-    the direction the frame was tracked); on any other frame it starts like an image prompt.
-    """
-    if frame_idx in track.tracked and track.cond_outputs:
-        return False, track.tracked[frame_idx]
-    return True, False
-
-
-def prompt_is_cond(track: ObjectTrack, frame_idx: int, cfg: SAM2Config) -> bool:
-    """Whether a prompt on this frame makes it a conditioning frame of the object."""
-    is_init, _ = interaction_mode(track, frame_idx)
-    return is_init or cfg.add_all_frames_to_correct_as_cond
 
 
 def prompt_step(
@@ -72,7 +62,7 @@ def prompt_step(
             memory when there is none yet); the mode's state is not changed.
     """
     is_init, reverse = interaction_mode(track, frame_idx)
-    is_cond = prompt_is_cond(track, frame_idx, model.cfg)
+    is_cond = prompt_is_cond(track, frame_idx, FilingConfig.of(model.cfg))
     state = run_frame(
         model,
         session,
@@ -93,44 +83,26 @@ def prompt_step(
 
 
 def commit_prompts(model: SAM2Model, session: VideoSession) -> None:
-    """Merge pending prompt outputs into the memory bank, encoding their memories.
-
-    The memory encoder runs here rather than on every click, so that a frame clicked many
-    times is encoded once, with its final mask.
+    """Merge pending prompt outputs into the memory bank, encoding their memories
+    (`sam2r.predictor.video.filing.commit_pending`, with the model's memory encoder).
 
     Raises:
         RuntimeError: no object, or an object with no prompt to start tracking from.
     """
-    if not session.objects:
-        raise RuntimeError("no object has prompts: add points, a box or a mask first")
-    for track in session.objects.values():
-        if not track.cond_outputs and not track.temp_cond_outputs:
-            raise RuntimeError(
-                f"object {track.obj_id!r} has no prompt on an untracked frame to start from; "
-                "add points, a box or a mask for it (or remove it)"
-            )
-    for track in session.objects.values():
-        for is_cond in (False, True):
-            pending = track.temp_outputs(is_cond)
-            target = track.cond_outputs if is_cond else track.non_cond_outputs
-            for frame_idx, state in pending.items():
-                if not state.has_memory:
-                    high_res = F.interpolate(
-                        state.low_res_masks.to(model.device),
-                        size=(session.image_size, session.image_size),
-                        mode="bilinear",
-                        align_corners=False,
-                    )
-                    feats = frame_features(model, session, frame_idx)
-                    state.maskmem_features = encode_mask_memory(
-                        model, session, feats, high_res, state.object_score_logits, from_points=True
-                    )
-                target[frame_idx] = state
-                if model.cfg.clear_non_cond_mem_around_input:
-                    clear_memory_around(track, frame_idx, model.cfg)
-            pending.clear()
-        for frame_idx in track.cond_outputs:
-            track.non_cond_outputs.pop(frame_idx, None)
+
+    def encode(frame_idx: int, state: FrameState) -> None:
+        high_res = F.interpolate(
+            state.low_res_masks.to(model.device),
+            size=(session.image_size, session.image_size),
+            mode="bilinear",
+            align_corners=False,
+        )
+        feats = frame_features(model, session, frame_idx)
+        state.maskmem_features = encode_mask_memory(
+            model, session, feats, high_res, state.object_score_logits, from_points=True
+        )
+
+    commit_pending(session.objects.values(), encode, FilingConfig.of(model.cfg))
 
 
 def track_step(
@@ -151,7 +123,7 @@ def track_step(
     state = track.cond_outputs.get(frame_idx)
     if state is not None:  # a prompted frame: its output is already there
         if model.cfg.clear_non_cond_mem_around_input:
-            clear_memory_around(track, frame_idx, model.cfg)
+            clear_memory_around(track, frame_idx, FilingConfig.of(model.cfg))
         if selection is not None:
             selection.observe_prompt(track, frame_idx, state, model.cfg)
     else:
@@ -169,43 +141,3 @@ def track_step(
         track.non_cond_outputs[frame_idx] = state
     track.tracked[frame_idx] = reverse
     return state
-
-
-def clear_prompts(track: ObjectTrack, frame_idx: int) -> None:
-    """Forget one object's prompts and pending outputs on a frame.
-
-    A conditioning output there is kept as a tracked frame's output.
-    """
-    track.points.pop(frame_idx, None)
-    track.masks.pop(frame_idx, None)
-    track.temp_cond_outputs.pop(frame_idx, None)
-    track.temp_non_cond_outputs.pop(frame_idx, None)
-    out = track.cond_outputs.pop(frame_idx, None)
-    if out is not None:
-        # no longer a prompted frame: keep its output as a tracked frame's
-        track.non_cond_outputs[frame_idx] = out
-        track.tracked.pop(frame_idx, None)
-
-
-def clear_memory_around(track: ObjectTrack, frame_idx: int, cfg: SAM2Config) -> None:
-    """Drop tracked-frame memories near a new prompt (they may contradict it)."""
-    r = cfg.memory_temporal_stride_for_eval * cfg.num_maskmem
-    for t in range(frame_idx - r, frame_idx + r + 1):
-        track.non_cond_outputs.pop(t, None)
-
-
-def prune(session: VideoSession, frame_idx: int, cfg: SAM2Config) -> None:
-    """Drop what no later frame of a stream can read: tracked outputs out of the memory
-    window, old direction marks, and mask prompts of past frames."""
-    window = max(
-        cfg.max_obj_ptrs_in_encoder, cfg.num_maskmem * cfg.memory_temporal_stride_for_eval + 2
-    )
-    oldest = frame_idx - window
-    for track in session.objects.values():
-        for d in (track.non_cond_outputs, track.tracked):
-            for t in [t for t in d if t < oldest]:
-                del d[t]
-        for t in [t for t in track.masks if t < frame_idx]:
-            del track.masks[t]
-        for t in [t for t in track.points if t < oldest and t not in track.cond_outputs]:
-            del track.points[t]  # clicks that corrected a frame out of the window

@@ -13,10 +13,10 @@ Every object is tracked with its own memory bank, so adding, correcting or remov
 never changes another's masks. The predictor owns a `SAM2Model` and orders the work: which
 frames and objects run, in which mode. What is left to others, in the modules beside this one
 (`sam2r.predictor.video.*`): one frame of one object (`frame_step`), filing outputs in the
-memory bank (`bank`) and which frames each frame reads (`memory`), the masks handed back
-(`results`), checking inputs (`checks`) and prompts (`prompts`), the session's typed
-dataclasses (`session`), the RAM budget of their stored tensors (`spill`) and session files
-(`persist`).
+memory bank (`bank`, by the rules of `filing`) and which frames each frame reads (`memory`),
+the masks handed back (`results`), checking inputs (`checks`) and prompts (`prompts`), the
+session's typed dataclasses (`session`), the RAM budget of their stored tensors (`spill`) and
+session files (`persist`).
 `sam2r.compat` maps the official method names onto this class.
 
 Where this differs from the official code (on inputs where that code fails):
@@ -46,20 +46,14 @@ from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.precision import Precision, resolve_precision
 from sam2r.predictor.video import persist
 from sam2r.predictor.video.allocator import tune_malloc
-from sam2r.predictor.video.bank import (
-    clear_prompts,
-    commit_prompts,
-    prompt_is_cond,
-    prompt_step,
-    prune,
-    track_step,
-)
+from sam2r.predictor.video.bank import commit_prompts, prompt_step, track_step
 from sam2r.predictor.video.checks import (
     check_frame,
     check_max_frames,
     get_track,
     propagation_order,
 )
+from sam2r.predictor.video.filing import FilingConfig, clear_prompts, prompt_is_cond, prune
 from sam2r.predictor.video.ids import check_obj_id
 from sam2r.predictor.video.prompts import mask_prompt, point_prompt
 from sam2r.predictor.video.results import frame_result
@@ -253,7 +247,7 @@ class VideoPredictor:
             return self._result(session, frame_idx, [])
         commit_prompts(self.model, session)
         result = next(iter(self._track_frames(session, [frame_idx], reverse=False)))
-        prune(session, frame_idx, self.model.cfg)
+        prune(session.objects.values(), frame_idx, FilingConfig.of(self.model.cfg))
         return result
 
     def track_iter(self, session: VideoSession, frames: Iterable[Any]) -> Iterator[FrameResult]:
@@ -413,7 +407,8 @@ class VideoPredictor:
         track.masks.pop(frame_idx, None)
 
         # refine the frame's previous mask of this object with the new clicks
-        prev = track.latest_output(frame_idx, prompt_is_cond(track, frame_idx, self.model.cfg))
+        is_cond = prompt_is_cond(track, frame_idx, FilingConfig.of(self.model.cfg))
+        prev = track.latest_output(frame_idx, is_cond)
         prev_logits = None
         if prev is not None:
             prev_logits = torch.clamp(prev.low_res_masks.to(self.device), -32.0, 32.0)

@@ -29,6 +29,7 @@ from torch import Tensor
 from sam2r.io.frames import FrameSource
 from sam2r.model.sam2 import ImageFeatures
 from sam2r.predictor.precision import Precision
+from sam2r.predictor.video.filing import FiledTrack
 from sam2r.predictor.video.spill import SpilledTensor, SpillPool, tensor_bytes
 
 if TYPE_CHECKING:
@@ -132,11 +133,13 @@ class FrameState:
 
 
 @dataclass(eq=False)
-class ObjectTrack:
+class ObjectTrack(FiledTrack[FrameState]):
     """Prompts and outputs of one object.
 
     Frame dicts keep insertion order on purpose: the memory bank reads conditioning frames in
-    the order they were added, as the official predictor does.
+    the order they were added, as the official predictor does. `temp_outputs`,
+    `latest_output` and `prompted_frames` come from `FiledTrack`
+    (`sam2r.predictor.video.filing`), shared with the ONNX tracker's `Track`.
     """
 
     obj_id: Hashable
@@ -149,22 +152,6 @@ class ObjectTrack:
     tracked: dict[int, bool] = field(default_factory=dict)  # frame -> tracked in reverse
     # state of an opt-in memory mode (`sam2r.predictor.video.selection`); None in "official"
     selection: ObjectMemory | None = None
-
-    def temp_outputs(self, is_cond: bool) -> dict[int, FrameState]:
-        return self.temp_cond_outputs if is_cond else self.temp_non_cond_outputs
-
-    def latest_output(self, frame_idx: int, is_cond: bool) -> FrameState | None:
-        """The newest output on a frame: a pending one of the given kind, else a merged one."""
-        out = self.temp_outputs(is_cond).get(frame_idx)
-        if out is None:
-            out = self.cond_outputs.get(frame_idx)
-        if out is None:
-            out = self.non_cond_outputs.get(frame_idx)
-        return out
-
-    def prompted_frames(self) -> list[int]:
-        """Frames with clicks, a box or a mask for this object, in ascending order."""
-        return sorted(set(self.points) | set(self.masks))
 
     def clear(self) -> None:
         """Forget every prompt and output (the object itself stays)."""
