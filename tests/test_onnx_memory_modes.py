@@ -120,8 +120,10 @@ def test_modes_match_video_predictor_on_parity_video(mode: str, overrides: tuple
 
 # clip seeds where the bundled model gives the rules work: the occlusion clip's target is lost
 # for some frames, and on the distractor clip the motion score overrules the best predicted IoU
-# (3 times on seed 0 with the stage-3 model; seed 3 did it with the stage-2 one)
-SCENARIO_SEEDS = {"occlusion": 3, "distractor": 0}
+# (3 times on seed 0 with the stage-3 model, once with the stage-4 one; seed 3 did it with the
+# stage-2 one). The stage-4 model (trained on hard cases) keeps seed 3's target "present" under
+# the occluder in motion mode; on seed 1 it is lost for 13 frames
+SCENARIO_SEEDS = {"occlusion": 1, "distractor": 0}
 
 
 @cache
