@@ -205,22 +205,30 @@ def test_re_detection_keeps_the_last_good_memories_while_lost(mode: str) -> None
     ms = track.selection
     assert [s for _, s in ms.memories] == good[-6:]
     assert [s for _, s in ms.pointers] == good
-    assert [s for _, s in ms.absent] == lost[-1:]  # absent_slots=1: only the newest lost frame
+    assert [s for _, s in ms.absent] == lost[-6:]  # absent_slots=6: the newest lost frames
     assert ms.lost == 31
     if mode == "motion":
         assert ms.kalman is not None and ms.kalman.updates == 0  # stopped extrapolating
     for s in good + lost:
         s.maskmem_features = torch.zeros(1, 2, 2, 2)
     plan = sel.plan(40, False, track, 100, CFG)
-    # the 5 newest good memories, then the newest lost frame in the newest slot
+    # lost for longer than the memory: the lost frames fill it, as in the official memory
     assert [slot for slot, _ in plan.spatial] == [1, 2, 3, 4, 5, 6]
-    assert [s for _, s in plan.spatial] == good[-5:] + lost[-1:]
+    assert [s for _, s in plan.spatial] == lost[-6:]
+    # lost for 2 frames only: the 4 newest good memories, then the 2 lost frames
+    ms2 = sel.new_memory(CFG.num_maskmem, CFG.max_obj_ptrs_in_encoder)
+    ms2.memories.extend((t, s) for t, s in zip(range(1, 9), good, strict=True))
+    ms2.absent.extend([(9, lost[0]), (10, lost[1])])
+    track2 = ObjectTrack(2)
+    track2.selection = ms2
+    assert [s for _, s in sel.plan(11, False, track2, 100, CFG).spatial] == good[-4:] + lost[:2]
     assert [d for d, _ in plan.pointers] == [15] * 8  # capped at max_ptrs - 1
     back = _run(sel, track, 40, _output(0.9, 4.0))  # back: the filter restarts on its box
     assert ms.lost == 0 and not ms.absent  # admitted again: the lost frame is forgotten
     if mode == "motion":
         assert ms.kalman.updates == 1
     back.maskmem_features = torch.zeros(1, 2, 2, 2)
+    # found again: its good memories at once (the official memory would still read lost ones)
     assert [s for _, s in sel.plan(41, False, track, 100, CFG).spatial] == good[-5:] + [back]
 
 

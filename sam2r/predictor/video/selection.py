@@ -21,9 +21,9 @@ two opt-in modes change the policy only, not the model (ideas from the papers, o
 * re-detection (both modes): a frame whose object score is below 0 adds no pointer and no
   good memory; the object keeps its last good memories and pointers (and, in `motion`, the
   filter stops extrapolating after `lost_patience` such frames), so it is found again when it
-  comes back instead of being remembered as absent. Its newest `absent_slots` lost frames are
-  read in place of the oldest good memories (until a frame is admitted again), so it is not
-  "found" on what hides it meanwhile.
+  comes back instead of being remembered as absent only. Its newest `absent_slots` lost frames
+  are read in place of the oldest good memories (so it is not "found" on what hides it
+  meanwhile) and forgotten once a frame is admitted again.
 
 The rules are numpy only (`sam2r.predictor.video.policy`, `MemoryPolicy`), shared with the
 torch-free ONNX tracker; `MemorySelection` is a `MemoryPolicy` that drives them from the torch
