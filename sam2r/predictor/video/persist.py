@@ -6,7 +6,7 @@ object pointer, object score, bfloat16 memory) in their memory-bank order, the p
 frames prompted since the last propagation, which frames were tracked in which direction, and
 the memory position encoding. Under an opt-in memory mode (`memory="motion"` or
 `"distractor"`) it also holds each object's `ObjectMemory`: the mode and its thresholds, the
-admitted memories, pointers and distractor frames (as references to the stored outputs; an
+admitted memories, pointers, distractor and lost frames (as references to the stored outputs; an
 output no output dict holds any more is stored once beside them), the Kalman filter's state and
 covariance and the lost-frame counter. Reopened over the same frames with the same model and
 the same memory mode, the session gives the same masks and the same later tracking, bit for
