@@ -1,7 +1,7 @@
 """Speed of the ONNX Runtime path against sam2r's torch path and the official code, same run.
 
     python bench/bench_onnx.py [--config sam2.1_hiera_t] [--frames 10] [--objects 1 3]
-        [--threads 2] [--reference PYTHON] [--skip-reference]
+        [--threads 2] [--reference PYTHON] [--skip-reference] [--memory motion]
 
 The model is the fixture config with the synthetic weights (the same numbers on every side),
 exported once with `sam2r.onnx.export`. sam2r's torch path and its ONNX path run in one process
@@ -16,7 +16,9 @@ provider):
   `bench_video.py`'s "clip" figure), hole filling off on every side.
 
 Writes `bench/results/onnx.json` with the figures and the ratios onnx / sam2r-torch and
-onnx / official, and the CPU they ran on.
+onnx / official, and the CPU they ran on. `--memory motion|distractor` tracks both sam2r sides
+in that opt-in memory mode (the official code has none: no reference side) and writes
+`bench/results/onnx_<mode>.json`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ WORKER = r"""
 import json, sys, time
 side, cfg_json, onnx_dir, video, image, n_obj, threads, n_frames = sys.argv[1:9]
 prompts = json.loads(sys.argv[9])[: int(n_obj)]
+memory = sys.argv[10]
 threads = int(threads)
 import numpy as np
 from PIL import Image
@@ -56,8 +59,11 @@ if side == "pair":  # sam2r on torch and on ONNX Runtime in one process, steps i
     model.load_state_dict(synth_state_dict(shapes))
     onnx_model = OnnxModel(onnx_dir, num_threads=threads)
     sides = {
-        "sam2r": (ImagePredictor(model), VideoPredictor(model, fill_hole_area=0)),
-        "onnx": (OnnxImagePredictor(onnx_model), OnnxVideoTracker(onnx_model, fill_hole_area=0)),
+        "sam2r": (ImagePredictor(model), VideoPredictor(model, fill_hole_area=0, memory=memory)),
+        "onnx": (
+            OnnxImagePredictor(onnx_model),
+            OnnxVideoTracker(onnx_model, fill_hole_area=0, memory=memory),
+        ),
     }
     for name, (ip, vp) in sides.items():
         state = vp.init_session(video)
@@ -119,14 +125,18 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="rounds of every side (medians)")
     ap.add_argument("--reference", default=str(DEFAULT_REF))
     ap.add_argument("--skip-reference", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "onnx.json"))
+    ap.add_argument("--memory", default="official", choices=("official", "motion", "distractor"))
+    ap.add_argument("--out", help="JSON file (default bench/results/onnx[_<mode>].json)")
     args = ap.parse_args()
+    suffix = "" if args.memory == "official" else f"_{args.memory}"
+    out_path = Path(args.out or ROOT / "bench" / "results" / f"onnx{suffix}.json")
     cfg = str(FIXTURES / "configs" / f"{args.config}.json")
     sides = {"pair": sys.executable}  # sam2r's torch and ONNX paths, interleaved
-    if not args.skip_reference:
+    if not args.skip_reference and args.memory == "official":
         sides["reference"] = args.reference
     image = str(FIXTURES / "inputs" / "image_main.png")
-    result: dict = {"config": args.config, "threads": args.threads, "cpu": cpu_info()}
+    result: dict = {"config": args.config, "threads": args.threads, "memory": args.memory}
+    result["cpu"] = cpu_info()
     with tempfile.TemporaryDirectory() as tmp:
         onnx_dir, clip = Path(tmp) / "onnx", Path(tmp) / "clip"
         export_model(cfg, onnx_dir)
@@ -139,7 +149,7 @@ def main() -> None:
             for r in range(args.rounds):  # sides alternate, so that load changes hit all
                 for side, python in sides.items():
                     wargs = [cfg, str(onnx_dir), str(clip), image, str(n_obj), str(args.threads)]
-                    wargs += [str(args.frames), json.dumps(PROMPTS)]
+                    wargs += [str(args.frames), json.dumps(PROMPTS), args.memory]
                     out = run_worker(side, python, WORKER, wargs)
                     for name, fig in out.items():
                         runs[name]["image_s"].append(statistics.median(fig["image_s"]))
@@ -157,8 +167,7 @@ def main() -> None:
                     entry[f"{what}_onnx_over_official"] = figs["onnx"][what] / ref
                     entry[f"{what}_sam2r_over_official"] = figs["sam2r"][what] / ref
             result[f"{n_obj}_objects"] = entry
-    path = Path(args.out)
-    path.write_text(json.dumps(result, indent=1))
+    out_path.write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 
 
