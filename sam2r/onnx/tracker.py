@@ -396,13 +396,13 @@ class OnnxVideoTracker:
         else:
             if is_init:
                 pix = feats["image_embed_no_mem"]
-            elif self.policy is not None and track.selection is not None:
-                # a correction reads what the mode kept in its last pass (as the torch predictor)
-                horizon = session.memory_horizon
-                plan = plan_selection(self.policy, track, frame_idx, reverse, horizon, self.cfg)
-                pix = self._condition(session, feats, [plan])
             else:
-                plan = plan_memory(track, frame_idx, reverse, session.memory_horizon, self.cfg)
+                horizon = session.memory_horizon
+                if self.policy is not None and track.selection is not None:
+                    # a correction reads what the mode kept in its last pass (as in torch)
+                    plan = plan_selection(self.policy, track, frame_idx, reverse, horizon, self.cfg)
+                else:
+                    plan = plan_memory(track, frame_idx, reverse, horizon, self.cfg)
                 pix = self._condition(session, feats, [plan])
             if points is None:
                 coords, labels = np.zeros((1, 1, 2), np.float32), -np.ones((1, 1), np.int64)

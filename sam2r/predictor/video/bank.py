@@ -75,7 +75,7 @@ def prompt_step(
         points=points,
         mask=mask,
         prev_logits=prev_logits,
-        selection=selection if not is_init and track.selection is not None else None,
+        selection=selection if track.selection is not None else None,  # unread when is_init
         reads_only=True,
     )
     track.temp_outputs(is_cond)[frame_idx] = state

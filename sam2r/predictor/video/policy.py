@@ -66,8 +66,8 @@ class ObjectMemory(Generic[S]):
     memories: deque[tuple[int, S]]  # admitted tracked frames, oldest first
     pointers: deque[tuple[int, S]]  # frames where the object was present
     distractors: deque[tuple[int, S]]  # admitted frames that showed a distractor
-    absent: deque[tuple[int, S]] = field(default_factory=deque)  # lost frames since the last
-    # admitted one (the newest `absent_slots`)
+    absent: deque[tuple[int, S]] = field(default_factory=lambda: deque(maxlen=0))  # lost
+    # frames since the last admitted one (the newest `absent_slots`)
     kalman: BoxKalman | None = None  # motion mode only
     lost: int = 0  # consecutive frames with object score below 0
     choice: Choice | None = field(default=None, repr=False)  # of the frame being run
@@ -212,8 +212,7 @@ class MemoryPolicy:
                     ms.kalman.update(box)
         else:
             ms.lost += 1
-            if ms.absent.maxlen:
-                ms.absent.append((frame_idx, state))
+            ms.absent.append((frame_idx, state))  # a no-op when absent_slots is 0
             if ms.kalman is not None and ms.lost >= self.lost_patience:
                 ms.kalman.stop()
         if admit:
@@ -273,7 +272,7 @@ class MemoryPolicy:
         recent = [(t, s) for t, s in ms.memories if before(t) and has_memory(s)]
         recent.sort(key=lambda ts: -abs(frame_idx - ts[0]))
         room = slots - len(gone)
-        recent = recent[max(len(recent) - room, 0) :] if room > 0 else []
+        recent = recent[max(len(recent) - room, 0) :]
         recent = sorted(recent + gone, key=lambda ts: -abs(frame_idx - ts[0]))
         first_slot = num_maskmem - len(recent)
         spatial += [(first_slot + i, s) for i, (_, s) in enumerate(recent)]
