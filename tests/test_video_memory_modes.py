@@ -223,13 +223,21 @@ def test_re_detection_keeps_the_last_good_memories_while_lost(mode: str) -> None
     track2.selection = ms2
     assert [s for _, s in sel.plan(11, False, track2, 100, CFG).spatial] == good[-4:] + lost[:2]
     assert [d for d, _ in plan.pointers] == [15] * 8  # capped at max_ptrs - 1
-    back = _run(sel, track, 40, _output(0.9, 4.0))  # back: the filter restarts on its box
-    assert ms.lost == 0 and not ms.absent  # admitted again: the lost frame is forgotten
+    # seen again but not admitted (predicted IoU under the threshold): read as the official
+    # memory would, after the lost frames, instead of the same lost frames on every frame
+    seen = [_run(sel, track, t, _output(0.3, 4.0)) for t in (40, 41)]
+    assert ms.lost == 0 and [s for _, s in ms.memories] == good[-6:]
+    assert [s for _, s in ms.absent] == lost[-4:] + seen
+    for s in seen:
+        s.maskmem_features = torch.zeros(1, 2, 2, 2)
+    assert [s for _, s in sel.plan(42, False, track, 100, CFG).spatial] == lost[-4:] + seen
+    back = _run(sel, track, 42, _output(0.9, 4.0))  # admitted: the filter restarts on its box
+    assert ms.lost == 0 and not ms.absent  # admitted again: the frames filed as lost go
     if mode == "motion":
-        assert ms.kalman.updates == 1
+        assert ms.kalman.updates == 3  # restarted on frame 40, then 41 and 42
     back.maskmem_features = torch.zeros(1, 2, 2, 2)
     # found again: its good memories at once (the official memory would still read lost ones)
-    assert [s for _, s in sel.plan(41, False, track, 100, CFG).spatial] == good[-5:] + [back]
+    assert [s for _, s in sel.plan(43, False, track, 100, CFG).spatial] == good[-5:] + [back]
 
 
 def test_absent_slots_bound_the_lost_frames_read() -> None:

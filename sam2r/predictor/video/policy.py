@@ -66,8 +66,8 @@ class ObjectMemory(Generic[S]):
     memories: deque[tuple[int, S]]  # admitted tracked frames, oldest first
     pointers: deque[tuple[int, S]]  # frames where the object was present
     distractors: deque[tuple[int, S]]  # admitted frames that showed a distractor
-    absent: deque[tuple[int, S]] = field(default_factory=lambda: deque(maxlen=0))  # lost
-    # frames since the last admitted one (the newest `absent_slots`)
+    absent: deque[tuple[int, S]] = field(default_factory=lambda: deque(maxlen=0))  # frames
+    # since the object was lost and no frame was admitted (the newest `absent_slots`)
     kalman: BoxKalman | None = None  # motion mode only
     lost: int = 0  # consecutive frames with object score below 0
     choice: Choice | None = field(default=None, repr=False)  # of the frame being run
@@ -90,13 +90,16 @@ class MemoryPolicy:
             distractor.
         distractor_slots: frames kept in the distractor bank.
         distractor_gap: frames between two entries of the distractor bank, at least.
-        absent_slots: while the object is lost, its newest lost frames (at most this many)
-            take the place of its oldest good memories, as the official memory would hold
-            them; they are forgotten as soon as a frame is admitted again, so the object found
-            again is remembered by its good frames at once. 6 (every recent slot of the
-            released configs) was best on training-split occlusion clips with the bundled
-            model; 0 keeps only good memories (a hidden object is then often "found" on what
-            hides it).
+        absent_slots: from the frame the object is lost until a frame is admitted again, its
+            newest frames (at most this many: the lost ones, then those where it is seen
+            again but not admitted yet) take the place of its oldest good memories, as the
+            official memory would hold them; they are forgotten as soon as a frame is
+            admitted, so the object found again is remembered by its good frames at once. 6
+            (every recent slot of the released configs) was best on training-split occlusion
+            clips with the bundled model; 0 keeps only good memories (a hidden object is then
+            often "found" on what hides it). Without the frames seen again, a model whose
+            predicted IoU stays under `mask_threshold` after a re-appearance read the same
+            lost frames for ever.
     """
 
     mode: str
@@ -189,8 +192,8 @@ class MemoryPolicy:
     def file(self, ms: ObjectMemory[S], frame_idx: int, choice: Choice, score: float, state: S):
         """File a tracked frame's output (after the heads ran): the pointer if the object is
         present, the memory if it passes the thresholds, the distractor bank if it showed one,
-        the lost frames while it is lost; the filter follows the kept box and stops after
-        `lost_patience` frames lost."""
+        the lost frames (then those not admitted) until a frame is admitted; the filter
+        follows the kept box and stops after `lost_patience` frames lost."""
         box = choice.boxes[choice.index]
         present = score > 0 and box[2] > box[0]
         motion_ok = True
@@ -212,7 +215,6 @@ class MemoryPolicy:
                     ms.kalman.update(box)
         else:
             ms.lost += 1
-            ms.absent.append((frame_idx, state))  # a no-op when absent_slots is 0
             if ms.kalman is not None and ms.lost >= self.lost_patience:
                 ms.kalman.stop()
         if admit:
@@ -222,6 +224,10 @@ class MemoryPolicy:
                 not ms.distractors or abs(frame_idx - ms.distractors[-1][0]) >= self.distractor_gap
             ):
                 ms.distractors.append((frame_idx, state))
+        elif not present or ms.absent:
+            # lost, or seen again but not admitted yet: read as the official memory would
+            # (a no-op when absent_slots is 0)
+            ms.absent.append((frame_idx, state))
 
     def restart(self, ms: ObjectMemory[Any], mask: np.ndarray) -> None:
         """A prompted frame passed by propagation: (re)start the filter on its (h, w) bool mask."""
@@ -254,7 +260,7 @@ class MemoryPolicy:
         Prompted frames are read as in the official plan (the `selected` ones of `cond` at
         slot 0, pointers with their signed distance); then the distractor bank (slot 0, as
         anchors); then the admitted frames, newest at slot `num_maskmem - 1` whatever their
-        age, the lost frames filed since the last of them (if any) taking the slots of the
+        age, the frames filed as lost since the last of them (if any) taking the slots of the
         oldest, in time order; then the pointers of frames where the object was present,
         newest first, at their distance (capped at `max_ptrs - 1`, the furthest the model was
         trained on).
