@@ -15,7 +15,9 @@
   `filing` (plain Python, shared with the ONNX tracker);
 * `selection`: the opt-in memory modes, whose rules (`policy`, `kalman`) are numpy only and
   shared with the torch-free ONNX tracker;
+* `tracking`: propagation passes, a live stream's frames, and clearing what they produced;
 * `results`: the masks handed back (`non_overlapping`: one object per pixel);
+* `persist`: saving a session to a file and reopening it;
 * `allocator`: glibc malloc thresholds for CPU inference, set when a predictor is made.
 
 The names below are loaded on first use (PEP 562), so that the numpy-only modules of this

@@ -3,10 +3,11 @@
 An `ObjectTrack` keeps its outputs in four dicts (see `sam2r.predictor.video.session`): outputs of
 frames prompted since the last propagation wait in `temp_cond_outputs` /
 `temp_non_cond_outputs`, are committed (memories encoded) into `cond_outputs` /
-`non_cond_outputs` when propagation starts, and tracked frames add to `non_cond_outputs`. This
-module runs the model for those moves, following the official `sam2==1.1.0` predictor:
+`non_cond_outputs` when propagation starts, and tracked frames add to `non_cond_outputs`; its
+prompts per frame sit beside them (`points`, `masks`). This module runs the model for those
+moves, following the official `sam2==1.1.0` predictor:
 
-* `prompt_step`: one object's output on a prompted frame, kept pending;
+* `prompt_step`: one object's prompt on a frame, recorded, and its output, kept pending;
 * `commit_prompts`: pending outputs into the bank, with their memories encoded;
 * `track_step`: one object's output on a propagated frame, filed as a tracked frame.
 
@@ -14,14 +15,16 @@ What is left to others: the rules of the dicts themselves (`sam2r.predictor.vide
 a prompt runs and where it is filed, committing, what is dropped and when; plain Python,
 shared with the ONNX tracker), which stored frames a frame reads
 (`sam2r.predictor.video.memory`, the read side), running the model on a frame
-(`sam2r.predictor.video.frame_step`), the order of frames and objects, input checks and results
-(`sam2r.predictor.video.VideoPredictor`, the only caller).
+(`sam2r.predictor.video.frame_step`), the order of frames and objects
+(`sam2r.predictor.video.tracking` and `VideoPredictor`, the only callers), input checks
+(`checks`, `prompts`) and results (`results`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -48,21 +51,44 @@ def prompt_step(
     *,
     fill_hole_area: int,
     points: PointPrompt | None = None,
+    append: bool = False,
     mask: Tensor | None = None,
-    prev_logits: Tensor | None = None,
     selection: MemorySelection | None = None,
 ) -> bool:
-    """Segment a prompted frame of one object and keep the output pending until the next
-    propagation (no memory is encoded yet); returns whether it is a conditioning output.
+    """Record a prompt of one object on a frame, segment the frame and keep the output pending
+    until the next propagation (no memory is encoded yet); returns whether it is a conditioning
+    output.
 
     Args:
-        fill_hole_area, points, mask, prev_logits: as for `run_frame`.
+        points: clicks and / or box corners; they replace the object's clicks on the frame
+            (`append`: are added after them) and its mask there, and refine the frame's
+            previous output of the object when there is one.
+        mask: (1, 1, S, S) mask, taken as the output itself; it replaces the clicks.
+        fill_hole_area: as for `run_frame`.
         selection: the predictor's opt-in memory mode: a correction on a frame the object was
             tracked on reads the memory that mode kept in its last propagation (the official
             memory when there is none yet); the mode's state is not changed.
     """
+    cfg = FilingConfig.of(model.cfg)
+    prev_logits = None
+    if mask is not None:
+        track.masks[frame_idx] = mask
+        track.points.pop(frame_idx, None)
+    elif points is not None:
+        old = track.points.get(frame_idx)
+        if append and old is not None:
+            points = PointPrompt(
+                torch.cat([old.coords, points.coords], dim=1),
+                torch.cat([old.labels, points.labels], dim=1),
+            )
+        track.points[frame_idx] = points
+        track.masks.pop(frame_idx, None)
+        # refine the frame's previous mask of this object with the new clicks
+        prev = track.latest_output(frame_idx, prompt_is_cond(track, frame_idx, cfg))
+        if prev is not None:
+            prev_logits = torch.clamp(prev.low_res_masks.to(model.device), -32.0, 32.0)
     is_init, reverse = interaction_mode(track, frame_idx)
-    is_cond = prompt_is_cond(track, frame_idx, FilingConfig.of(model.cfg))
+    is_cond = prompt_is_cond(track, frame_idx, cfg)
     state = run_frame(
         model,
         session,

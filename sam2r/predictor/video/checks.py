@@ -3,12 +3,13 @@
     frame_idx = check_frame(session, frame_idx)              # an int in range, or an error
     track = get_track(session, obj_id)                        # a known object, or an error
     order = propagation_order(session, start, max_num, reverse)  # the frames to visit
+    pool = spill_pool(state_budget_mb, spill_dir)             # a session's RAM budget, or None
 
 Every check raises before the session is touched, with what was given and what was expected
 (`TypeError` for the wrong kind of value, `ValueError` for a value out of range).
 
-What is left to others: checking and mapping prompts (`sam2r.predictor.video.prompts`), the
-constructor's own arguments and everything that runs (`sam2r.predictor.video.VideoPredictor`).
+What is left to others: checking and mapping prompts (`sam2r.predictor.video.prompts`),
+everything that runs (`sam2r.predictor.video.VideoPredictor` and the modules it calls).
 """
 
 from __future__ import annotations
@@ -20,6 +21,27 @@ import numpy as np
 
 from sam2r.predictor.video.ids import check_obj_id
 from sam2r.predictor.video.session import ObjectTrack, VideoSession
+from sam2r.predictor.video.spill import SpillPool
+
+
+def check_int_at_least(name: str, value: Any, minimum: int, note: str = "") -> None:
+    """A predictor argument that must be an int (not a bool) of at least `minimum`.
+
+    Raises:
+        ValueError: naming the argument, its bound (and `note`, e.g. " (0 = off)") and the value.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}{note}, got {value!r}")
+
+
+def spill_pool(state_budget_mb: Any, spill_dir: str | None) -> SpillPool | None:
+    """The pool that keeps a session's stored tensors within `state_budget_mb` MiB of RAM
+    (None: no budget, everything stays in memory), spilling to a file in `spill_dir`."""
+    if state_budget_mb is None:
+        return None
+    if not isinstance(state_budget_mb, (int, float)) or state_budget_mb < 0:
+        raise ValueError(f"state_budget_mb must be a number >= 0 or None, got {state_budget_mb!r}")
+    return SpillPool(int(state_budget_mb * 2**20), spill_dir)
 
 
 def check_frame(session: VideoSession, frame_idx: Any) -> int:

@@ -10,7 +10,7 @@ stored as the official `sam2==1.1.0` predictor stores it (bfloat16 memories, hol
 low-res masks). The model does the math through its public steps.
 
 What is left to others: which frames run and in which mode, and where the returned state is
-filed (`sam2r.predictor.video.predictor`, `sam2r.predictor.video.bank`); turning states into
+filed (`sam2r.predictor.video.tracking`, `sam2r.predictor.video.bank`); turning states into
 user-facing masks (`sam2r.predictor.video.results`).
 """
 

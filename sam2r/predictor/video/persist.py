@@ -293,8 +293,23 @@ def restore_session(
     """Fill a new, empty session (over the same video) with a saved payload.
 
     `selection` is the loading predictor's memory mode (None: official); a file saved with
-    another mode or other thresholds is refused.
+    another mode or other thresholds is refused. A refused payload closes the session (its
+    spill file), which nothing else holds yet.
     """
+    try:
+        return _restore(model, session, payload, check_model, selection)
+    except Exception:
+        session.close()
+        raise
+
+
+def _restore(
+    model: SAM2Model,
+    session: VideoSession,
+    payload: dict[str, Any],
+    check_model: bool,
+    selection: MemorySelection | None,
+) -> VideoSession:
     if session.num_frames != payload["num_frames"] or list(session.frames.hw) != payload["hw"]:
         raise ValueError(
             f"the session was saved on a video of {payload['num_frames']} frames of "

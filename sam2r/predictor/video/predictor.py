@@ -10,13 +10,17 @@ It reproduces the official `SAM2VideoPredictor` of `sam2==1.1.0` (independent pe
 inference, Dec 2024): the same frames, memories and rounding (bfloat16 memories), with outputs
 that agree within the official code's own run-to-run noise (`tests/test_video_parity.py`).
 Every object is tracked with its own memory bank, so adding, correcting or removing one object
-never changes another's masks. The predictor owns a `SAM2Model` and orders the work: which
-frames and objects run, in which mode. What is left to others, in the modules beside this one
-(`sam2r.predictor.video.*`): one frame of one object (`frame_step`), filing outputs in the
-memory bank (`bank`, by the rules of `filing`) and which frames each frame reads (`memory`),
-the masks handed back (`results`), checking inputs (`checks`) and prompts (`prompts`), the
-session's typed dataclasses (`session`), the RAM budget of their stored tensors (`spill`) and
-session files (`persist`).
+never changes another's masks. The predictor owns a `SAM2Model`, holds the user's settings and
+is the one object users call; each method checks its arguments and hands the work to plain
+functions in the modules beside this one (`sam2r.predictor.video.*`):
+
+* `tracking`: propagation passes, a live stream's frames, clearing what tracking produced;
+* `bank`: recording a prompt and running one object on one frame (`frame_step`), filing the
+  output by the rules of `filing`; `memory` (and an opt-in `selection`): the frames it reads;
+* `checks`, `prompts`: user arguments and prompts, checked and mapped to model inputs;
+* `session`: the typed dataclasses of a session, `spill`: the RAM budget of their tensors;
+* `results`: the masks handed back; `persist`: session files.
+
 `sam2r.compat` maps the official method names onto this class.
 
 Where this differs from the official code (on inputs where that code fails):
@@ -44,28 +48,16 @@ from sam2r.io.open import open_frames
 from sam2r.model.common import pack_weights as pack_layer_weights
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.precision import Precision, resolve_precision
-from sam2r.predictor.video import persist
+from sam2r.predictor.video import persist, tracking
 from sam2r.predictor.video.allocator import tune_malloc
-from sam2r.predictor.video.bank import commit_prompts, prompt_step, track_step
-from sam2r.predictor.video.checks import (
-    check_frame,
-    check_max_frames,
-    get_track,
-    propagation_order,
-)
-from sam2r.predictor.video.filing import FilingConfig, clear_prompts, prompt_is_cond, prune
+from sam2r.predictor.video.bank import prompt_step
+from sam2r.predictor.video.checks import check_frame, check_int_at_least, get_track, spill_pool
+from sam2r.predictor.video.filing import clear_prompts
 from sam2r.predictor.video.ids import check_obj_id
 from sam2r.predictor.video.prompts import mask_prompt, point_prompt
 from sam2r.predictor.video.results import frame_result
 from sam2r.predictor.video.selection import MemorySelection, make_selection
-from sam2r.predictor.video.session import (
-    FrameResult,
-    FrameState,
-    ObjectTrack,
-    PointPrompt,
-    VideoSession,
-)
-from sam2r.predictor.video.spill import SpillPool
+from sam2r.predictor.video.session import FrameResult, FrameState, ObjectTrack, VideoSession
 
 
 class VideoPredictor:
@@ -115,14 +107,8 @@ class VideoPredictor:
             raise TypeError(f"model must be a sam2r SAM2Model, got {type(model).__name__}")
         cfg = model.cfg
         area = cfg.fill_hole_area if fill_hole_area is None else fill_hole_area
-        if isinstance(area, bool) or not isinstance(area, int) or area < 0:
-            raise ValueError(f"fill_hole_area must be an int >= 0 (0 = off), got {area!r}")
-        if (
-            isinstance(feature_cache_size, bool)
-            or not isinstance(feature_cache_size, int)
-            or feature_cache_size < 1
-        ):
-            raise ValueError(f"feature_cache_size must be an int >= 1, got {feature_cache_size!r}")
+        check_int_at_least("fill_hole_area", area, 0, " (0 = off)")
+        check_int_at_least("feature_cache_size", feature_cache_size, 1)
         self.precision = resolve_precision(precision, model.device)
         self.selection = make_selection(memory)  # None: the official memory
         self.memory = "official" if self.selection is None else self.selection.mode
@@ -203,21 +189,13 @@ class VideoPredictor:
         state_budget_mb: float | None,
         spill_dir: str | None,
     ) -> VideoSession:
-        storage = torch.device("cpu") if offload_state_to_cpu else self.device
-        pool = None
-        if state_budget_mb is not None:
-            if not isinstance(state_budget_mb, (int, float)) or state_budget_mb < 0:
-                raise ValueError(
-                    f"state_budget_mb must be a number >= 0 or None, got {state_budget_mb!r}"
-                )
-            pool = SpillPool(int(state_budget_mb * 2**20), spill_dir)
         return VideoSession(
             frames=source,
             image_size=self.model.image_size,
             device=self.device,
-            storage_device=storage,
+            storage_device=torch.device("cpu") if offload_state_to_cpu else self.device,
             feature_cache_size=self.feature_cache_size,
-            pool=pool,
+            pool=spill_pool(state_budget_mb, spill_dir),
             precision=self.precision,
         )
 
@@ -236,19 +214,10 @@ class VideoPredictor:
         Returns:
             the masks and object scores of every object on this frame.
         """
-        if not isinstance(session, VideoSession) or not session.live:
-            raise ValueError(
-                "track() takes a live session from init_stream(); use propagate() for videos"
-            )
-        frames = session.frames
-        assert isinstance(frames, LiveFrames)
-        frame_idx = frames.append(frame)
-        if not session.objects:
-            return self._result(session, frame_idx, [])
-        commit_prompts(self.model, session)
-        result = next(iter(self._track_frames(session, [frame_idx], reverse=False)))
-        prune(session.objects.values(), frame_idx, FilingConfig.of(self.model.cfg))
-        return result
+        frame_idx, states = tracking.track_live(
+            self.model, session, frame, self.fill_hole_area, self.selection
+        )
+        return self._result(session, frame_idx, states)
 
     def track_iter(self, session: VideoSession, frames: Iterable[Any]) -> Iterator[FrameResult]:
         """`track` every frame of an iterator of unknown length (a camera, a URL, a generator).
@@ -297,20 +266,14 @@ class VideoPredictor:
         A file saved under another memory mode (or other thresholds) than this predictor's is
         refused with a `ValueError` naming both (`session_memory(path)` tells the file's).
         """
-        payload = persist.read_payload(path)
+        payload = persist.read_payload(path)  # a bad file is refused before the video opens
         session = self.init_session(
             video,
             offload_state_to_cpu=offload_state_to_cpu,
             state_budget_mb=state_budget_mb,
             spill_dir=spill_dir,
         )
-        try:
-            return persist.restore_session(
-                self.model, session, payload, check_model, self.selection
-            )
-        except Exception:
-            session.close()
-            raise
+        return persist.restore_session(self.model, session, payload, check_model, self.selection)
 
     @staticmethod
     def session_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -335,23 +298,7 @@ class VideoPredictor:
         Returns:
             every object's masks on each frame that still holds an output (ascending).
         """
-        for track in session.objects.values():
-            track.non_cond_outputs.clear()
-            track.tracked.clear()
-            track.selection = None
-        kept = sorted(
-            {
-                f
-                for t in session.objects.values()
-                for d in (t.cond_outputs, t.temp_cond_outputs, t.temp_non_cond_outputs)
-                for f in d
-            }
-        )
-        results = []
-        for frame_idx in kept:
-            is_cond = any(frame_idx in t.temp_cond_outputs for t in session.objects.values())
-            results.append(self._consolidated(session, frame_idx, is_cond))
-        return results
+        return [self._consolidated(session, f) for f in tracking.clear_tracking(session)]
 
     # ------------------------------------------------------------------------------------------
     # prompts
@@ -396,23 +343,9 @@ class VideoPredictor:
             check_bounds=self.check_bounds,
             device=self.device,
         )
-        track = self._get_or_add_track(session, obj_id)
-        old = track.points.get(frame_idx)
-        if not clear_old_points and old is not None:
-            prompt = PointPrompt(
-                torch.cat([old.coords, prompt.coords], dim=1),
-                torch.cat([old.labels, prompt.labels], dim=1),
-            )
-        track.points[frame_idx] = prompt
-        track.masks.pop(frame_idx, None)
-
-        # refine the frame's previous mask of this object with the new clicks
-        is_cond = prompt_is_cond(track, frame_idx, FilingConfig.of(self.model.cfg))
-        prev = track.latest_output(frame_idx, is_cond)
-        prev_logits = None
-        if prev is not None:
-            prev_logits = torch.clamp(prev.low_res_masks.to(self.device), -32.0, 32.0)
-        return self._run_prompt(session, track, frame_idx, points=prompt, prev_logits=prev_logits)
+        return self._run_prompt(
+            session, obj_id, frame_idx, points=prompt, append=not clear_old_points
+        )
 
     @torch.inference_mode()
     def add_mask(
@@ -435,17 +368,14 @@ class VideoPredictor:
         mask_input = mask_prompt(
             mask, video_hw=session.frames.hw, image_size=session.image_size, device=self.device
         )
-        track = self._get_or_add_track(session, obj_id)
-        track.masks[frame_idx] = mask_input
-        track.points.pop(frame_idx, None)
-
-        return self._run_prompt(session, track, frame_idx, mask=mask_input)
+        return self._run_prompt(session, obj_id, frame_idx, mask=mask_input)
 
     def _run_prompt(
-        self, session: VideoSession, track: ObjectTrack, frame_idx: int, **prompt: Any
+        self, session: VideoSession, obj_id: Hashable, frame_idx: int, **prompt: Any
     ) -> FrameResult:
-        """Segment a prompted frame of one object, keep the output pending until the next
-        propagation, and return the frame's masks of all objects."""
+        """Record a prompt of one object (a new id adds it) and segment the frame, keeping the
+        output pending until the next propagation; returns the frame's masks of all objects."""
+        track = session.objects.setdefault(obj_id, ObjectTrack(obj_id))
         is_cond = prompt_step(
             self.model,
             session,
@@ -456,12 +386,6 @@ class VideoPredictor:
             **prompt,
         )
         return self._consolidated(session, frame_idx, is_cond)
-
-    def _get_or_add_track(self, session: VideoSession, obj_id: Hashable) -> ObjectTrack:
-        track = session.objects.get(obj_id)
-        if track is None:
-            track = session.objects[obj_id] = ObjectTrack(obj_id)
-        return track
 
     @torch.inference_mode()
     def clear_prompts_in_frame(
@@ -475,10 +399,7 @@ class VideoPredictor:
         frame_idx = check_frame(session, frame_idx)
         track = get_track(session, obj_id)
         clear_prompts(track, frame_idx)
-        if not need_output:
-            return None
-        is_cond = any(frame_idx in t.temp_cond_outputs for t in session.objects.values())
-        return self._consolidated(session, frame_idx, is_cond)
+        return self._consolidated(session, frame_idx) if need_output else None
 
     @torch.inference_mode()
     def remove_object(
@@ -504,18 +425,10 @@ class VideoPredictor:
             if strict:
                 session.obj_idx(obj_id)  # raises ValueError naming the known ids
             return []
-        if len(session.objects) == 1:
-            self.reset(session)
-            return []
         track = session.objects.pop(obj_id)
-        frames = track.prompted_frames()
-        if not need_output:
+        if not session.objects or not need_output:
             return []
-        results = []
-        for frame_idx in frames:
-            is_cond = any(frame_idx in t.temp_cond_outputs for t in session.objects.values())
-            results.append(self._consolidated(session, frame_idx, is_cond))
-        return results
+        return [self._consolidated(session, f) for f in track.prompted_frames()]
 
     # ------------------------------------------------------------------------------------------
     # propagation
@@ -541,16 +454,11 @@ class VideoPredictor:
         Yields:
             `FrameResult` of every object on each frame, in processing order.
         """
-        if start_frame_idx is not None:
-            start_frame_idx = check_frame(session, start_frame_idx)
-        check_max_frames(max_frame_num_to_track)
-        with torch.inference_mode():
-            commit_prompts(self.model, session)
-        if self.selection is not None:  # a new pass: the mode's memory starts from the prompts
-            for track in session.objects.values():
-                self.selection.reset(track)
-        order = propagation_order(session, start_frame_idx, max_frame_num_to_track, bool(reverse))
-        return self._track_frames(session, order, bool(reverse))
+        reverse = bool(reverse)
+        order = tracking.start_propagation(
+            self.model, session, start_frame_idx, max_frame_num_to_track, reverse, self.selection
+        )
+        return self._track_frames(session, order, reverse)
 
     @torch.inference_mode()
     def _track_frames(
@@ -558,30 +466,23 @@ class VideoPredictor:
     ) -> Iterator[FrameResult]:
         tracks = list(session.objects.values())
         for frame_idx in order:
-            if list(session.objects.values()) != tracks:  # tracks compare by identity
-                raise RuntimeError(
-                    "objects were added or removed while propagating; call propagate() again"
-                )
-            states = [
-                track_step(
-                    self.model,
-                    session,
-                    track,
-                    frame_idx,
-                    reverse,
-                    self.fill_hole_area,
-                    self.selection,
-                )
-                for track in tracks
-            ]
+            states = tracking.track_frame(
+                self.model, session, tracks, frame_idx, reverse, self.fill_hole_area, self.selection
+            )
             yield self._result(session, frame_idx, states)
 
     # ------------------------------------------------------------------------------------------
     # results
     # ------------------------------------------------------------------------------------------
-    def _consolidated(self, session: VideoSession, frame_idx: int, is_cond: bool) -> FrameResult:
-        """Every object's newest output on a frame (pending outputs of the given kind first)."""
-        states = [t.latest_output(frame_idx, is_cond) for t in session.objects.values()]
+    def _consolidated(
+        self, session: VideoSession, frame_idx: int, is_cond: bool | None = None
+    ) -> FrameResult:
+        """Every object's newest output on a frame: pending outputs of the given kind first
+        (None: pending conditioning outputs when any object has one there)."""
+        tracks = session.objects.values()
+        if is_cond is None:
+            is_cond = any(frame_idx in t.temp_cond_outputs for t in tracks)
+        states = [t.latest_output(frame_idx, is_cond) for t in tracks]
         return self._result(session, frame_idx, states)
 
     def _result(

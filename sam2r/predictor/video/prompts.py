@@ -8,8 +8,8 @@ map them into the model's square input exactly as the official `SAM2VideoPredict
 `check_obj_id` checks an object id.
 
 What is left to others: turning arrays of numbers into checked tensors (`sam2r.predictor.inputs`,
-shared with the image predictor), storing prompts (`sam2r.predictor.video.session`), running the
-model (`sam2r.predictor.video.predictor`).
+shared with the image predictor), storing prompts and running the model
+(`sam2r.predictor.video.bank.prompt_step`, into the dataclasses of `sam2r.predictor.video.session`).
 """
 
 from __future__ import annotations
