@@ -5,7 +5,9 @@ same later tracking and correction clicks as the session it was saved from (bit 
 same kernels run on the same numbers). Bad files and mismatched videos or models are refused.
 Under the opt-in memory modes the per-object mode state travels too (the bundled model on the
 example clip, where frames are admitted to the memory and the distractor bank); a file of
-another memory mode is refused, and a version-1 file (before the modes) still loads.
+another memory mode is refused, and a version-1 file (before the modes) still loads. A live
+session (`init_stream`) saved mid-stream resumes with no video and tracks the next frames as the
+stream that never stopped, bit for bit, from a file whose size does not grow with the stream.
 """
 
 from __future__ import annotations
@@ -102,10 +104,7 @@ def test_refusals(model: SAM2Model, tmp_path: Path) -> None:
     s.objects[(1, 2)] = s.objects.pop(1)
     with pytest.raises(ValueError, match="int or str"):
         predictor.save_session(s, tmp_path / "t.pt")
-    live = predictor.init_stream()
-    with pytest.raises(ValueError, match="live"):
-        predictor.save_session(live, tmp_path / "l.pt")
-    assert not (tmp_path / "t.pt").exists() and not (tmp_path / "l.pt").exists()
+    assert not (tmp_path / "t.pt").exists()
 
 
 @pytest.fixture(scope="module")
@@ -256,9 +255,10 @@ def test_version_1_files_still_load(model: SAM2Model, tmp_path: Path) -> None:
     _all(predictor, s, max_frame_num_to_track=4)
     path = predictor.save_session(s, tmp_path / "s.pt")
     payload = torch.load(path, weights_only=True)
-    assert payload["version"] == 2 and payload["memory"] == {"mode": "official"}
-    payload["version"] = 1  # what sam2r wrote before the memory modes
-    del payload["memory"]
+    assert payload["version"] == 3 and payload["memory"] == {"mode": "official"}
+    assert payload["live"] is None
+    payload["version"] = 1  # what sam2r wrote before the memory modes (and live sessions)
+    del payload["memory"], payload["live"]
     for entry in payload["objects"]:
         del entry["selection"]
     torch.save(payload, tmp_path / "v1.pt")
@@ -267,7 +267,95 @@ def test_version_1_files_still_load(model: SAM2Model, tmp_path: Path) -> None:
     _equal(_all(predictor, s), _all(predictor, t))
     with pytest.raises(ValueError, match="memory='official'"):
         VideoPredictor(model, memory="motion").load_session(tmp_path / "v1.pt", VIDEO)
-    payload["version"] = 3
-    torch.save(payload, tmp_path / "v3.pt")
-    with pytest.raises(ValueError, match="version 3"):
-        predictor.load_session(tmp_path / "v3.pt", VIDEO)
+    payload["version"] = 4
+    torch.save(payload, tmp_path / "v4.pt")
+    with pytest.raises(ValueError, match="version 4"):
+        predictor.load_session(tmp_path / "v4.pt", VIDEO)
+
+
+def _bounce(clip: np.ndarray, n: int) -> list[np.ndarray]:
+    """`n` frames of a stream that plays the clip forwards and backwards."""
+    order = [*range(len(clip)), *range(len(clip) - 2, 0, -1)]
+    return [clip[order[i % len(order)]] for i in range(n)]
+
+
+def _stream(predictor: VideoPredictor, frames: list[np.ndarray], keep: int = 2):  # noqa: ANN202
+    """A live session over `frames`: object 1 from its mask on frame 0, object 2 from a box on
+    frame 3."""
+    from PIL import Image
+
+    ann = np.array(Image.open(FIRST))
+    ys, xs = np.nonzero(ann == 2)
+    s = predictor.init_stream(keep_frames=keep)
+    for i, frame in enumerate(frames):
+        predictor.track(s, frame)
+        if i == 0:
+            predictor.add_mask(s, 0, 1, ann == 1)
+        if i == 3:
+            predictor.add_points(s, 3, 2, box=[xs.min(), ys.min(), xs.max(), ys.max()])
+    return s
+
+
+@pytest.mark.parametrize("click", [False, True])  # a click on a held frame after resuming
+@pytest.mark.parametrize("mode", ["official", "motion"])
+def test_live_session_resumes_exactly(
+    bundled: SAM2Model, clip: np.ndarray, tmp_path: Path, mode: str, click: bool
+) -> None:
+    predictor = VideoPredictor(bundled, memory=mode)
+    frames = _bounce(clip, 24)
+    s = _stream(predictor, frames[:18])
+    path = predictor.save_session(s, tmp_path / "live.pt")  # s goes on as if never saved
+
+    fresh = VideoPredictor(bundled, memory=mode)  # e.g. another process
+    t = fresh.load_session(path)
+    assert t.live and t.num_frames == 18 and t.obj_ids == s.obj_ids == [1, 2]
+    assert all((tr.selection is None) == (mode == "official") for tr in t.objects.values())
+    with pytest.raises(ValueError, match="no longer held"):
+        fresh.add_points(t, 15, 1, points=[[100, 100]], labels=[1])
+    if click:  # the older of the two frames the file holds
+        r1 = predictor.add_points(s, 16, 1, points=[[120, 90]], labels=[0])
+        r2 = fresh.add_points(t, 16, 1, points=[[120, 90]], labels=[0])
+        assert torch.equal(r1.masks, r2.masks)
+    for i, frame in enumerate(frames[18:], start=18):
+        a, b = predictor.track(s, frame), fresh.track(t, frame)
+        assert a.frame_idx == b.frame_idx == i
+        assert torch.equal(a.masks, b.masks), f"frame {i} differs"
+        assert torch.equal(a.object_score_logits, b.object_score_logits), f"frame {i} differs"
+    assert (b.object_score_logits > 0).all()  # tracked, not a comparison of empty masks
+
+
+def test_live_session_file_stays_bounded(
+    bundled: SAM2Model, clip: np.ndarray, tmp_path: Path
+) -> None:
+    # an object's bank is full once the pointer window (17 tracked frames) has passed, frame
+    # 20 for object 2 (prompted on frame 3): the stream holds as much on frame 36 as on 24
+    predictor = VideoPredictor(bundled)
+    frames = _bounce(clip, 36)
+    s = _stream(predictor, frames[:24], keep=3)
+    early = predictor.save_session(s, tmp_path / "24.pt").stat().st_size
+    for frame in frames[24:]:
+        predictor.track(s, frame)
+    path = predictor.save_session(s, tmp_path / "36.pt")
+    late = path.stat().st_size
+    assert abs(late - early) < 0.01 * early, (early, late)
+    held = torch.load(path, weights_only=True)["live"]["frames"]
+    assert sorted(held) == [33, 34, 35] and all(f.dtype == torch.uint8 for f in held.values())
+    t = predictor.load_session(path)
+    assert t.frames.keep == 3 and t.num_frames == 36 and t.frames.hw == (192, 256)
+    assert np.array_equal(t.frames.frame(33), frames[33])
+
+
+def test_live_and_video_files_need_their_own_call(model: SAM2Model, tmp_path: Path) -> None:
+    predictor = VideoPredictor(model)
+    stream = predictor.init_stream()
+    live = predictor.save_session(stream, tmp_path / "live.pt")  # no frame yet: saved too
+    with pytest.raises(ValueError, match=r"live session.*without a video: load_session\(path\)"):
+        predictor.load_session(live, VIDEO)
+    with pytest.raises(ValueError, match="memory='official'.*memory='motion'"):
+        VideoPredictor(model, memory="motion").load_session(live)
+    t = predictor.load_session(live)
+    assert t.live and t.num_frames == 0
+    assert predictor.track(t, np.zeros((240, 320, 3), np.uint8)).frame_idx == 0
+    video = predictor.save_session(predictor.init_session(VIDEO), tmp_path / "video.pt")
+    with pytest.raises(ValueError, match=r"pass that video again: load_session\(path, video\)"):
+        predictor.load_session(video)

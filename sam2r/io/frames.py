@@ -246,6 +246,26 @@ class LiveFrames(FrameSource):
         self._count += 1
         return idx
 
+    def held(self) -> dict[int, np.ndarray]:
+        """The frames still held, index -> uint8 (H, W, 3) RGB array (PIL frames converted)."""
+        return {i: to_rgb_array(f) for i, f in self._recent.items()}
+
+    @classmethod
+    def resume(cls, keep: int, count: int, held: dict[int, np.ndarray]) -> LiveFrames:
+        """A stream that goes on after `count` frames, holding `held` (what `held()` gave):
+        its next frame gets index `count`."""
+        stream = cls(keep)
+        if sorted(held) != list(range(max(count - keep, 0), count)):
+            raise ValueError(
+                f"a stream of {count} frames keeping {keep} holds frames "
+                f"{max(count - keep, 0)}..{count - 1}, got {sorted(held)}"
+            )
+        for i in sorted(held):
+            stream._count = i
+            stream.append(held[i])
+        stream._count = count
+        return stream
+
     def __len__(self) -> int:
         return self._count
 

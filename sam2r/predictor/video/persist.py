@@ -12,14 +12,21 @@ covariance and the lost-frame counter. Reopened over the same frames with the sa
 the same memory mode, the session gives the same masks and the same later tracking, bit for
 bit (`tests/test_video_persist.py`).
 
-Not saved: the frames themselves (the file names their count and size and the caller passes
+Not saved: the frames of a video (the file names their count and size and the caller passes
 the video again) and the cached image features (recomputed on demand, deterministically).
+
+A live session (`init_stream`) is saved too, to stop a stream and resume it later or
+elsewhere: its bank is already pruned to what later frames can read, so the file holds that,
+the stream's `keep`, its frame count and size, and the last `keep` frames it still holds (uint8
+RGB arrays, PIL frames converted), for prompts on them. Its size does not grow with the
+length of the stream. It reopens with no video (`open_stream`); the next `track` gets index =
+the saved count and gives the same masks as a stream that never stopped, bit for bit.
 
 The file is a `torch.save` of plain tensors, numbers, strings, lists and dicts, read back with
 `torch.load(weights_only=True)`: opening a session file never runs code from it. Object ids
-must be ints or strings. Version 2 added the memory mode; files of version 1 (always the
-official memory) still load. A `metadata` dict of JSON values (an application's own notes: object
-names, colours, ...) travels with it.
+must be ints or strings. Version 2 added the memory mode, version 3 live sessions; files of
+versions 1 (always the official memory) and 2 still load. A `metadata` dict of JSON values
+(an application's own notes: object names, colours, ...) travels with it.
 
 What is left to others: the session's dataclasses (`session`), opening videos (`sam2r.io`).
 """
@@ -38,14 +45,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sam2r.io.frames import LiveFrames
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.video.kalman import BoxKalman
 from sam2r.predictor.video.selection import MemorySelection, ObjectMemory
 from sam2r.predictor.video.session import FrameState, ObjectTrack, PointPrompt, VideoSession
 
 FORMAT = "sam2r.video_session"
-VERSION = 2
-READABLE = (1, 2)  # version 1: no memory mode (always "official")
+VERSION = 3
+READABLE = (1, 2, 3)  # version 1: no memory mode (always "official"); 1, 2: no live session
 _OUTPUT_DICTS = ("cond_outputs", "non_cond_outputs", "temp_cond_outputs", "temp_non_cond_outputs")
 
 
@@ -135,11 +143,6 @@ def save_session(
     """
     if not isinstance(session, VideoSession):
         raise TypeError(f"session must be a VideoSession, got {type(session).__name__}")
-    if session.live:
-        raise ValueError(
-            "a live session (init_stream) cannot be saved: its past frames are gone; "
-            "save the session of a video opened with init_session"
-        )
     if selection is None and any(t.selection is not None for t in session.objects.values()):
         raise ValueError(
             "this session holds the state of an opt-in memory mode (memory='motion' or "
@@ -169,7 +172,8 @@ def save_session(
         "model": model.cfg.name,
         "fingerprint": model_fingerprint(model),
         "num_frames": session.num_frames,
-        "hw": list(session.frames.hw),
+        "hw": _hw(session),
+        "live": _live_entry(session),
         "image_size": session.image_size,
         "maskmem_pos": _cpu(session.maskmem_pos),
         "memory": memory_settings(selection),
@@ -181,6 +185,48 @@ def save_session(
     torch.save(payload, tmp)
     os.replace(tmp, path)  # a crash mid-write never leaves half a file under the real name
     return path
+
+
+def _hw(session: VideoSession) -> list[int] | None:
+    """[height, width] of the video (None: a stream that has no frame yet)."""
+    return list(session.frames.hw) if session.num_frames else None
+
+
+def _live_entry(session: VideoSession) -> dict[str, Any] | None:
+    """A live session's stream: `keep` and the frames it holds (None for a video session)."""
+    if not session.live:
+        return None
+    frames = session.frames
+    assert isinstance(frames, LiveFrames)  # init_stream's
+    held = {i: torch.from_numpy(np.ascontiguousarray(f)) for i, f in frames.held().items()}
+    return {"keep": frames.keep, "frames": held}  # frames: index -> (H, W, 3) uint8
+
+
+def open_stream(
+    payload: dict[str, Any], path: str | os.PathLike[str], video: Any
+) -> LiveFrames | None:
+    """The resumed stream of a live session file (None for a video session's file), after
+    checking that `video` was given for a video session's file and only for one."""
+    live = payload.get("live")  # absent before version 3: a video session
+    if live is None:
+        if video is None:
+            raise ValueError(
+                f"{path} holds the session of a video ({payload['num_frames']} frames); "
+                "pass that video again: load_session(path, video)"
+            )
+        return None
+    if video is not None:
+        raise ValueError(
+            f"{path} holds a live session (saved from init_stream), which goes on with the "
+            "frames given to track(); load it without a video: load_session(path)"
+        )
+    held = {int(i): f.numpy() for i, f in live["frames"].items()}
+    if any(f.dtype != np.uint8 or [*f.shape] != [*payload["hw"], 3] for f in held.values()):
+        raise ValueError(
+            f"the session file {path} is damaged: a held frame is not a uint8 array of the "
+            f"stream's size {payload['hw']} x 3"
+        )
+    return LiveFrames.resume(int(live["keep"]), int(payload["num_frames"]), held)
 
 
 def read_payload(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -310,7 +356,7 @@ def _restore(
     check_model: bool,
     selection: MemorySelection | None,
 ) -> VideoSession:
-    if session.num_frames != payload["num_frames"] or list(session.frames.hw) != payload["hw"]:
+    if session.num_frames != payload["num_frames"] or _hw(session) != payload["hw"]:
         raise ValueError(
             f"the session was saved on a video of {payload['num_frames']} frames of "
             f"{payload['hw'][1]}x{payload['hw'][0]}; the video given has {session.num_frames} "

@@ -178,9 +178,7 @@ class VideoPredictor:
             offload_state_to_cpu: keep the stored masks and memories in CPU memory.
             keep_frames: how many recent frames stay readable for prompts.
         """
-        session = self._new_session(LiveFrames(keep_frames), offload_state_to_cpu, None, None)
-        session.live = True
-        return session
+        return self._new_session(LiveFrames(keep_frames), offload_state_to_cpu, None, None)
 
     def _new_session(
         self,
@@ -197,6 +195,7 @@ class VideoPredictor:
             feature_cache_size=self.feature_cache_size,
             pool=spill_pool(state_budget_mb, spill_dir),
             precision=self.precision,
+            live=isinstance(source, LiveFrames),
         )
 
     @torch.inference_mode()
@@ -233,12 +232,13 @@ class VideoPredictor:
         path: str | os.PathLike[str],
         metadata: dict[str, Any] | None = None,
     ) -> Path:
-        """Save a video session (prompts, objects, every stored output) to one file.
+        """Save a video or live session (prompts, objects, every stored output) to one file.
 
         `load_session` reopens it over the same video with the same model, and the reopened
-        session gives the same masks and the same later tracking, bit for bit. The frames are
-        not saved; object ids must be ints or strings; `metadata` (a dict of JSON values: an
-        application's object names, colours, ...) is saved with it and read back with
+        session gives the same masks and the same later tracking, bit for bit. A video's frames
+        are not saved; a live session's last `keep_frames` are, so it resumes with no video and
+        its file does not grow with the stream. Object ids must be ints or strings; `metadata`
+        (a dict of JSON values: an application's names, colours, ...) is saved and read back with
         `VideoPredictor.session_metadata(path)`. Under an opt-in memory mode each object's mode
         state (admitted memories, pointers, distractor frames, Kalman filter) is saved too,
         with the mode and its thresholds. See `sam2r.predictor.video.persist`.
@@ -248,31 +248,33 @@ class VideoPredictor:
     def load_session(
         self,
         path: str | os.PathLike[str],
-        video: Any,
+        video: Any = None,
         *,
         check_model: bool = True,
         offload_state_to_cpu: bool = False,
         state_budget_mb: float | None = 16,
         spill_dir: str | None = None,
     ) -> VideoSession:
-        """Reopen a session saved by `save_session` over its video.
+        """Reopen a session saved by `save_session` over its video, or resume a live one.
 
         Args:
             path: the session file (read with `torch.load(weights_only=True)`: no code runs).
-            video: the same video, as for `init_session` (its frame count and size are checked).
+            video: the same video, as for `init_session` (its frame count and size are checked);
+                None for a live session's file, whose next `track` frame gets the index after
+                the saved ones (`ValueError` for a video where none belongs or the reverse).
             check_model: refuse a file saved with another model (config or weights).
-            offload_state_to_cpu, state_budget_mb, spill_dir: as for `init_session`.
+            offload_state_to_cpu, state_budget_mb, spill_dir: as for `init_session` (a live
+                session takes only `offload_state_to_cpu`, as `init_stream` does).
 
         A file saved under another memory mode (or other thresholds) than this predictor's is
         refused with a `ValueError` naming both (`session_memory(path)` tells the file's).
         """
         payload = persist.read_payload(path)  # a bad file is refused before the video opens
-        session = self.init_session(
-            video,
-            offload_state_to_cpu=offload_state_to_cpu,
-            state_budget_mb=state_budget_mb,
-            spill_dir=spill_dir,
-        )
+        stream = persist.open_stream(payload, path, video)  # None: a video session's file
+        if stream is not None:  # a stream's small state stays in memory, as with init_stream
+            state_budget_mb = spill_dir = None
+        source = open_frames(video) if stream is None else stream
+        session = self._new_session(source, offload_state_to_cpu, state_budget_mb, spill_dir)
         return persist.restore_session(self.model, session, payload, check_model, self.selection)
 
     @staticmethod
