@@ -127,6 +127,8 @@ def train(
             yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
         log_path = out / "log.csv"
         new_log = start == 0 or not log_path.is_file()
+        if not new_log:
+            _truncate_log(log_path, start)
         log_file = open(log_path, "w" if new_log else "a", newline="")
         writer = csv.DictWriter(log_file, fieldnames=LOG_FIELDS)
         if new_log:
@@ -194,6 +196,19 @@ def train(
             log_file.close()
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _truncate_log(log_path: Path, step: int) -> None:
+    """Drop the rows a resumed run logs again: those after the checkpoint's `step` (a run
+    stopped between two checkpoints logged steps it now repeats)."""
+    with open(log_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    kept = [r for r in rows if int(r["step"]) <= step]
+    if len(kept) < len(rows):
+        with open(log_path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+            writer.writeheader()
+            writer.writerows(kept)
 
 
 def _to(sample: Any, device: torch.device) -> Any:
