@@ -345,8 +345,9 @@ def test_official_mode_is_todays_tracker_bit_for_bit(
 ) -> None:
     """The default path never touches the selection code and gives the recorded outputs
     (tests/fixtures/video_memory_official.pt, 16 frames x 2 objects). They were first recorded
-    before the modes existed, with the stage-2 bundled model; the commit that bundled the
-    stage-3 model re-recorded them with it, after this test had passed on the first recording."""
+    before the modes existed, with the stage-2 bundled model; each commit that bundled a newer
+    model (stages 3, 4, 5) re-recorded them with it, after this test had passed on the previous
+    recording."""
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the official memory must not call the opt-in selection")
@@ -358,9 +359,11 @@ def test_official_mode_is_todays_tracker_bit_for_bit(
     default, default_scores, _ = _propagate(VideoPredictor(bundled), frames)
     explicit, explicit_scores, _ = _propagate(VideoPredictor(bundled, memory="official"), frames)
     assert torch.equal(default, explicit) and torch.equal(default_scores, explicit_scores)
-    # recorded on another run: the same kernels give the same bits, other CPUs round apart
-    torch.testing.assert_close(default, golden["low_res"][:frames], atol=1e-4, rtol=0)
-    torch.testing.assert_close(default_scores, golden["scores"][:frames], atol=1e-4, rtol=0)
+    # recorded on another run: the same kernels give the same bits, other thread counts and
+    # CPUs round apart (the stage-5 model: up to 2.6e-4 on logits of up to ~25 after 8 frames,
+    # 1 vs 2 threads or AVX2 vs AVX-512); a memory selection that differs moves them by ~1
+    torch.testing.assert_close(default, golden["low_res"][:frames], atol=2e-3, rtol=1e-3)
+    torch.testing.assert_close(default_scores, golden["scores"][:frames], atol=2e-3, rtol=1e-3)
 
 
 @pytest.mark.parametrize("mode", ["motion", "distractor"])
