@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Hashable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -114,6 +115,37 @@ class OnnxVideoTracker:
     def init_stream(self, keep_frames: int = 2) -> OnnxSession:
         """Start a live session; give frames one at a time with `track`."""
         return OnnxSession(LiveFrames(keep_frames), live=True, cache_size=self.feature_cache_size)
+
+    def save_session(
+        self,
+        session: OnnxSession,
+        path: str | os.PathLike[str],
+        metadata: dict[str, Any] | None = None,
+    ) -> Path:
+        """Write a session (video or live) to one file, to reopen with `load_session`
+        (`sam2r.onnx.persist`: numpy + json, no pickle). Object ids must be ints or strings;
+        `metadata` holds JSON values of the application's own. Returns the path."""
+        from sam2r.onnx import persist
+
+        return persist.save_session(self.model, self.policy, session, path, metadata)
+
+    def load_session(self, path: str | os.PathLike[str], video: Any = None) -> OnnxSession:
+        """Reopen a saved session: a video session over the same `video` (frame count and size
+        checked), a live one without a video (the next `track` goes on at the saved count).
+        The tracker must run the same exported model and memory mode; anything else (another
+        model or mode, a foreign or damaged file, a video given to a live file or missing for
+        a video file) is a `ValueError` saying what differs or which call to make."""
+        from sam2r.onnx import persist
+
+        header, arrays = persist.read_file(path)
+        persist.check_file(header, path, self.model, self.policy, video)
+        if video is None:
+            frames = persist.live_frames(header, arrays)
+            session = OnnxSession(frames, live=True, cache_size=self.feature_cache_size)
+        else:
+            session = self.init_session(video)
+            persist.check_video(header, session)
+        return persist.restore(session, header, arrays, self.policy, self.cfg)
 
     def reset(self, session: OnnxSession) -> None:
         """Remove every object, prompt and output."""
