@@ -5,6 +5,7 @@ import no torch."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -161,6 +162,10 @@ def test_bad_calls_raise(tmp_path: Path) -> None:
         changed.load_session(video_file, str(VIDEO))
     (tmp_path / "foreign.npz").write_text("not a session")
     np.savez(tmp_path / "plain.npz", a=np.zeros(3))
+    header = json.dumps({"format": "sam2r.onnx_session", "version": 1}).encode()
+    np.savez(tmp_path / "bare.npz", header=np.frombuffer(header, np.uint8))
+    with pytest.raises(ValueError, match="damaged: it lacks"):
+        tracker.load_session(tmp_path / "bare.npz", str(VIDEO))
     for bad in ("foreign.npz", "plain.npz", "missing.npz"):
         with pytest.raises(ValueError, match="session file"):
             tracker.load_session(tmp_path / bad, str(VIDEO))

@@ -53,6 +53,7 @@ FORMAT = "sam2r.onnx_session"
 VERSION = 1
 _OUTPUT_DICTS = ("cond_outputs", "non_cond_outputs", "temp_cond_outputs", "temp_non_cond_outputs")
 _MODE_DEQUES = ("memories", "pointers", "distractors", "absent")
+_HEADER_KEYS = {"identity", "memory", "num_frames", "hw", "live", "objects", "metadata"}
 
 
 def model_identity(model: OnnxModel) -> dict[str, str]:
@@ -184,8 +185,12 @@ def save_session(
     w.put("header", np.frombuffer(json.dumps(header).encode(), np.uint8))
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:  # a file object: np.savez would add ".npz" to a name
-        np.savez(fh, **w.arrays)
+    try:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would add ".npz" to a name
+            np.savez(fh, **w.arrays)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)  # a crash mid-write never leaves half a file under the real name
     return path
 
@@ -213,6 +218,9 @@ def read_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, n
             f"{path} is an ONNX session file of version {header.get('version')}; "
             f"this sam2r reads version {VERSION}"
         )
+    missing = sorted(_HEADER_KEYS - header.keys())
+    if missing or "scores" not in arrays:
+        raise ValueError(f"the session file {path} is damaged: it lacks {missing or 'scores'}")
     return header, arrays
 
 
