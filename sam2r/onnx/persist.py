@@ -47,7 +47,7 @@ from sam2r.onnx.frames import LiveFrames
 from sam2r.onnx.runtime import OnnxModel
 from sam2r.onnx.session import OnnxSession
 from sam2r.predictor.video.kalman import BoxKalman
-from sam2r.predictor.video.policy import MemoryPolicy
+from sam2r.predictor.video.policy import MemoryPolicy, check_memory_settings, memory_settings
 
 FORMAT = "sam2r.onnx_session"
 VERSION = 1
@@ -65,11 +65,6 @@ def model_identity(model: OnnxModel) -> dict[str, str]:
     keep["constants"] = m.get("constants")
     text = json.dumps(keep, sort_keys=True, default=str)
     return {"model": str(m.get("model")), "digest": hashlib.sha1(text.encode()).hexdigest()[:16]}
-
-
-def memory_settings(policy: MemoryPolicy | None) -> dict[str, Any]:
-    """The memory mode and its thresholds as plain values ({"mode": "official"} for None)."""
-    return {"mode": "official"} if policy is None else policy.knobs()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -241,22 +236,13 @@ def check_file(
             f"this tracker runs {ours['model']}, digest {ours['digest']}); its memories only "
             "make sense to that model. Load it with a tracker of the same exported model"
         )
-    mem, have = header["memory"], memory_settings(policy)
-    if mem["mode"] != have["mode"]:
-        raise ValueError(
-            f"the session was saved with memory={mem['mode']!r}, this tracker uses "
-            f"memory={have['mode']!r}; the memory mode decides what every later frame reads. "
-            f"Load it with OnnxVideoTracker(..., memory={mem['mode']!r})"
-        )
-    differ = sorted(k for k in mem.keys() | have.keys() if mem.get(k) != have.get(k))
-    if differ:
-        raise ValueError(
-            f"the session was saved with memory={mem['mode']!r} and "
-            + ", ".join(f"{k}={mem.get(k)!r}" for k in differ)
-            + "; this tracker has "
-            + ", ".join(f"{k}={have.get(k)!r}" for k in differ)
-            + ". Load it with a tracker of the same MemoryPolicy"
-        )
+    check_memory_settings(
+        header["memory"],
+        memory_settings(policy),
+        "tracker",
+        "OnnxVideoTracker(..., memory={mode})",
+        "MemoryPolicy",
+    )
     if header["live"] is None and video is None:
         raise ValueError(
             f"{path} holds the session of a video ({header['num_frames']} frames); "

@@ -33,7 +33,6 @@ What is left to others: the session's dataclasses (`session`), opening videos (`
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -48,6 +47,7 @@ from torch import Tensor
 from sam2r.io.frames import LiveFrames
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.video.kalman import BoxKalman
+from sam2r.predictor.video.policy import check_memory_settings, memory_settings
 from sam2r.predictor.video.selection import MemorySelection, ObjectMemory
 from sam2r.predictor.video.session import FrameState, ObjectTrack, PointPrompt, VideoSession
 
@@ -80,13 +80,6 @@ def _state_dict(state: FrameState) -> dict[str, Tensor | None]:
         "object_score_logits": _cpu(state.object_score_logits),
         "maskmem_features": _cpu(state.maskmem_features),
     }
-
-
-def memory_settings(selection: MemorySelection | None) -> dict[str, Any]:
-    """The memory mode and its thresholds as plain values ({"mode": "official"} for None)."""
-    if selection is None:
-        return {"mode": "official"}
-    return dataclasses.asdict(selection)
 
 
 def _selection_entry(track: ObjectTrack, ms: ObjectMemory) -> dict[str, Any]:
@@ -267,22 +260,13 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _check_memory(payload: dict[str, Any], selection: MemorySelection | None) -> None:
-    saved, ours = saved_memory(payload), memory_settings(selection)
-    if saved["mode"] != ours["mode"]:
-        raise ValueError(
-            f"the session was saved with memory={saved['mode']!r}, this predictor uses "
-            f"memory={ours['mode']!r}; the memory mode decides what every later frame reads. "
-            f"Load it with VideoPredictor(model, memory={saved['mode']!r})"
-        )
-    differ = sorted(k for k in saved.keys() | ours.keys() if saved.get(k) != ours.get(k))
-    if differ:
-        raise ValueError(
-            f"the session was saved with memory={saved['mode']!r} and "
-            + ", ".join(f"{k}={saved.get(k)!r}" for k in differ)
-            + "; this predictor has "
-            + ", ".join(f"{k}={ours.get(k)!r}" for k in differ)
-            + ". Load it with a predictor of the same MemorySelection"
-        )
+    check_memory_settings(
+        saved_memory(payload),
+        memory_settings(selection),
+        "predictor",
+        "VideoPredictor(model, memory={mode})",
+        "MemorySelection",
+    )
 
 
 def _restore_selection(

@@ -306,3 +306,32 @@ def make_policy(memory: str | MemoryPolicy) -> MemoryPolicy | None:
             f"memory must be one of {MEMORY_MODES} (or a MemoryPolicy), got {memory!r}"
         )
     return None if memory == "official" else MemoryPolicy(memory)
+
+
+def memory_settings(policy: MemoryPolicy | None) -> dict[str, Any]:
+    """The memory mode and its thresholds as plain values ({"mode": "official"} for None), as
+    session files store them."""
+    return {"mode": "official"} if policy is None else policy.knobs()
+
+
+def check_memory_settings(
+    saved: dict[str, Any], ours: dict[str, Any], holder: str, load_with: str, kind: str
+) -> None:
+    """Refuse a session file saved under another memory mode or thresholds (`ValueError` naming
+    both; `holder` is "predictor" or "tracker", `load_with` the constructor call to use with
+    `{mode}` in it, `kind` the policy class to name)."""
+    if saved["mode"] != ours["mode"]:
+        raise ValueError(
+            f"the session was saved with memory={saved['mode']!r}, this {holder} uses "
+            f"memory={ours['mode']!r}; the memory mode decides what every later frame reads. "
+            f"Load it with {load_with.format(mode=repr(saved['mode']))}"
+        )
+    differ = sorted(k for k in saved.keys() | ours.keys() if saved.get(k) != ours.get(k))
+    if differ:
+        raise ValueError(
+            f"the session was saved with memory={saved['mode']!r} and "
+            + ", ".join(f"{k}={saved.get(k)!r}" for k in differ)
+            + f"; this {holder} has "
+            + ", ".join(f"{k}={ours.get(k)!r}" for k in differ)
+            + f". Load it with a {holder} of the same {kind}"
+        )
