@@ -18,7 +18,7 @@ from sam2r.build import build_model, load_checkpoint
 from sam2r.io.masks import write_palette_png
 from sam2r.train.config import LossSection, OptimSection, train_config_from_yaml
 from sam2r.train.data import scenario_clip, to_sample
-from sam2r.train.loss import dice_loss, focal_loss, mask_iou, prediction_loss
+from sam2r.train.loss import dice_loss, focal_loss, iou_rank_loss, mask_iou, prediction_loss
 from sam2r.train.optim import apply_freezing, layer_id, lr_factor, param_groups
 from sam2r.train.prompts import click_inside, correction_click, jittered_box
 from sam2r.train.rollout import TrainStep
@@ -101,6 +101,25 @@ def test_prediction_loss_supervises_the_best_mask_and_skips_absent_objects() -> 
     assert float(terms.iou) < 1e-6 and float(terms.object_score) < 1e-3
     worse = prediction_loss(logits, iou.flip(1), scores.neg(), target, w)
     assert float(worse.iou) > 0.4 and float(worse.object_score) > 4
+
+
+def test_iou_rank_loss_orders_the_candidates_and_is_off_by_default() -> None:
+    actual = torch.tensor([[0.9, 0.5, 0.2], [0.4, 0.41, 0.4]])
+    right = torch.tensor([[0.6, 0.5, 0.4], [0.0, 0.0, 0.0]])
+    wrong = right.flip(1)
+    r, w = iou_rank_loss(right, actual), iou_rank_loss(wrong, actual)
+    assert float(r[0]) < 0.2 < 1.5 < float(w[0])  # the scale is 0.05: 0.1 apart is settled
+    assert float(r[1]) == 0.0 == float(w[1])  # true IoUs within the 0.02 margin: no pair
+    target = torch.zeros(1, 1, 8, 8)
+    target[0, :, 2:6, 2:6] = 1
+    good = (target * 2 - 1) * 20
+    logits = torch.cat([good, -good, good * 0.1 - 1], 1)
+    scores = torch.tensor([[10.0]])
+    upside_down = torch.tensor([[0.0, 0.5, 1.0]])
+    off = prediction_loss(logits, upside_down, scores, target, LossSection())
+    on = prediction_loss(logits, upside_down, scores, target, LossSection(iou_rank=2.0))
+    assert float(off.iou_rank) > 5  # reported even when off
+    assert float(on.total - off.total) == pytest.approx(2.0 * float(off.iou_rank), rel=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,7 +237,7 @@ def test_the_rollout_loss_falls_when_fitting_one_clip() -> None:
         loss.backward()
         opt.step()
         losses.append(loss.item())
-        assert set(terms) == {"total", "focal", "dice", "iou", "object_score"}
+        assert set(terms) == {"total", "focal", "dice", "iou", "object_score", "iou_rank"}
     assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:3]), losses
 
 

@@ -81,6 +81,7 @@ class LossSection:
     dice: float = 1.0
     iou: float = 1.0
     object_score: float = 1.0
+    iou_rank: float = 0.0  # ours, off by default: ranks the candidates' predicted IoUs
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
 

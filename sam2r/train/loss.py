@@ -4,6 +4,11 @@ cross-entropy on the object score, with the paper's weights 20 : 1 : 1 : 1.
 With several candidate masks only the best one (lowest focal + dice) is supervised, while the
 IoU head is supervised on every candidate. Mask and IoU terms count only where the object is
 present; every term is summed over objects and divided by their number.
+
+One term is ours and off by default (`loss.iou_rank = 0`): a pairwise ranking loss on the
+predicted IoUs of the candidates. L1 alone teaches the head how good a prompt's masks are on
+the whole more than which of them is best, and the best-scored mask is what a 1-click user
+gets.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ class LossTerms(NamedTuple):
     dice: Tensor
     iou: Tensor
     object_score: Tensor
+    iou_rank: Tensor
 
 
 def focal_loss(logits: Tensor, target: Tensor, alpha: float, gamma: float) -> Tensor:
@@ -56,6 +62,21 @@ def mask_iou(logits: Tensor, target: Tensor) -> Tensor:
     return inter / union.clamp(min=1.0)
 
 
+def iou_rank_loss(
+    iou_pred: Tensor, actual: Tensor, temperature: float = 0.05, margin: float = 0.02
+) -> Tensor:
+    """Pairwise logistic ranking loss of predicted IoUs: (O, M), (O, M) -> (O,).
+
+    For every pair of candidates whose true IoUs differ by more than `margin`, the loss is
+    softplus(-(p_better - p_worse) / temperature), averaged over such pairs (0 where none).
+    """
+    gap = actual[:, :, None] - actual[:, None, :]
+    pairs = (gap > margin).float()
+    pred_gap = (iou_pred[:, :, None] - iou_pred[:, None, :]) / temperature
+    loss = F.softplus(-pred_gap) * pairs
+    return loss.sum((1, 2)) / pairs.sum((1, 2)).clamp(min=1.0)
+
+
 def prediction_loss(
     multimask_logits: Tensor,
     iou_pred: Tensor,
@@ -83,6 +104,7 @@ def prediction_loss(
     focal_best = focal[rows, best]
     dice_best = dice[rows, best]
     iou_l1 = (iou_pred.float() - actual).abs().mean(1)
+    rank = iou_rank_loss(iou_pred.float(), actual)
     score = F.binary_cross_entropy_with_logits(
         object_score_logits.float().squeeze(1), present, reduction="none"
     )
@@ -91,6 +113,9 @@ def prediction_loss(
         (dice_best * present).sum() / o,
         (iou_l1 * present).sum() / o,
         score.sum() / o,
+        (rank * present).sum() / o,
     ]
     total = w.focal * terms[0] + w.dice * terms[1] + w.iou * terms[2] + w.object_score * terms[3]
+    if w.iou_rank:
+        total = total + w.iou_rank * terms[4]
     return LossTerms(total, *terms)
