@@ -18,8 +18,8 @@ torch predictor's own plain-Python functions rather than restating them: which f
 * `plan_selection`: the same under an opt-in memory mode (`sam2r.predictor.video.policy`).
 
 What is left to others: the filing rules (`sam2r.predictor.video.filing`: how a prompt runs
-and where it is filed, committing, `clear_prompts`, `prune`), running the graphs and ordering
-the work (`sam2r.onnx.tracker`).
+and where it is filed, committing, `clear_prompts`, `prune`), running the graphs
+(`sam2r.onnx.steps`) and ordering the work (`sam2r.onnx.tracker`).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The four exportable graphs: thin `nn.Module` wrappers around a `SAM2Model`'s modules with
-plain tensor inputs and outputs, the shapes the ONNX runtime (`sam2r.onnx.tracker`) feeds.
+plain tensor inputs and outputs, the shapes the ONNX runtime (`sam2r.onnx.steps`) feeds.
 
 * `ImageEncoderGraph`: normalised image -> stride-16 embedding (raw and with `no_mem_embed`),
   its position encoding, and the stride-4 / stride-8 features the decoder reads;

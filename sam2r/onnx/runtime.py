@@ -5,7 +5,7 @@
     out = model.decode(feats["image_embed_no_mem"], feats, coords, labels)
 
 numpy + onnxruntime only (no torch). What is left to others: what to feed the graphs and what to
-keep (`sam2r.onnx.image`, `sam2r.onnx.tracker`).
+keep (`sam2r.onnx.image`, `sam2r.onnx.steps`, `sam2r.onnx.tracker`).
 """
 
 from __future__ import annotations

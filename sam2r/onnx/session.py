@@ -2,7 +2,7 @@
 frame indices and prompts, and turning stored outputs into the masks handed back.
 
 numpy only. What is left to others: the memory bank (`sam2r.onnx.bank`), running the graphs
-(`sam2r.onnx.tracker`).
+(`sam2r.onnx.steps`), ordering the work (`sam2r.onnx.tracker`).
 """
 
 from __future__ import annotations

@@ -20,30 +20,28 @@ The opt-in memory modes of `VideoPredictor(memory=...)` ("motion", "distractor",
 knobs) run here by the same numpy rules (`sam2r.predictor.video.policy`, which imports no
 torch): the candidate kept among the multimask outputs, which frames are admitted to the
 memory, the distractor bank, re-detection, and the memory each tracked frame reads.
+
+This module orders the work and files the outputs. What is left to others: running each graph
+(`sam2r.onnx.steps`), the memory bank (`sam2r.onnx.bank`), the session and its results
+(`sam2r.onnx.session`), session files (`sam2r.onnx.persist`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from sam2r.onnx import steps
 from sam2r.onnx.bank import Plan, State, Track, object_memory, plan_memory, plan_selection
 from sam2r.onnx.frames import Frames, LiveFrames
-from sam2r.onnx.image import select_masks
-from sam2r.onnx.numpy_ops import (
-    fill_holes,
-    preprocess_frame,
-    resize_bilinear_aa,
-    to_bfloat16,
-)
+from sam2r.onnx.numpy_ops import fill_holes
 from sam2r.onnx.runtime import OnnxModel
 from sam2r.onnx.session import (
-    NO_OBJ_SCORE,
     OnnxFrameResult,
     OnnxSession,
     check_frame,
@@ -63,9 +61,6 @@ from sam2r.predictor.video.filing import (
 )
 from sam2r.predictor.video.ids import check_obj_id
 from sam2r.predictor.video.policy import Choice, MemoryPolicy, make_policy
-
-# (B, M, h, w) candidate logits, (B, M) predicted IoUs -> (B,) indices of the candidates kept
-Selector = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class OnnxVideoTracker:
@@ -270,6 +265,41 @@ class OnnxVideoTracker:
         states = [t.latest_output(frame_idx, is_cond) for t in session.objects.values()]
         return frame_result(session, frame_idx, states, self.non_overlap)
 
+    def _run(
+        self,
+        session: OnnxSession,
+        track: Track,
+        frame_idx: int,
+        is_init: bool,
+        reverse: bool,
+        points: tuple[np.ndarray, np.ndarray] | None = None,
+        mask: np.ndarray | None = None,
+        prev: np.ndarray | None = None,
+    ) -> State:
+        """One object on a prompted frame (no memory encoded yet)."""
+        feats = steps.features(self.model, session, frame_idx)
+        if mask is not None:
+            low, ptr, score = steps.mask_as_output(self.model, feats, mask)
+        else:
+            if is_init:
+                pix = feats["image_embed_no_mem"]
+            else:
+                horizon = session.memory_horizon
+                if self.policy is not None and track.selection is not None:
+                    # a correction reads what the mode kept in its last pass (as in torch)
+                    plan = plan_selection(self.policy, track, frame_idx, reverse, horizon, self.cfg)
+                else:
+                    plan = plan_memory(track, frame_idx, reverse, horizon, self.cfg)
+                pix = steps.condition(self.model, session, feats, [plan])
+            if points is None:
+                coords, labels = steps.no_points(1)
+            else:
+                coords, labels = points[0][None], points[1][None]
+            multi = steps.multimask(self.cfg, is_init, 0 if points is None else len(points[1]))
+            low, ptr, score, _ = steps.decode(self.model, pix, feats, coords, labels, prev, multi)
+        low = fill_holes(low, self.fill_hole_area)
+        return State(low, ptr[0], float(score[0, 0]))
+
     # ------------------------------------------------------------------------------------------
     # propagation
     # ------------------------------------------------------------------------------------------
@@ -314,9 +344,9 @@ class OnnxVideoTracker:
         with the exported memory encoder)."""
 
         def encode(frame_idx: int, state: State) -> None:
-            feats = self._features(session, frame_idx)
+            feats = steps.features(self.model, session, frame_idx)
             score = np.array([[state.score]], np.float32)
-            state.maskmem = self._encode(session, feats, state.low_res, score, True)[0]
+            state.maskmem = steps.encode(self.model, session, feats, state.low_res, score, True)[0]
 
         commit_pending(session.objects.values(), encode, self.filing)
 
@@ -344,21 +374,21 @@ class OnnxVideoTracker:
                 else:
                     plan = plan_selection(policy, track, frame_idx, reverse, horizon, self.cfg)
                 groups.setdefault(plan.key(), []).append((i, plan))
-        feats = self._features(session, frame_idx) if groups else None
+        feats = steps.features(self.model, session, frame_idx) if groups else None
         for members in groups.values():
             assert feats is not None
-            pix = self._condition(session, feats, [p for _, p in members])
+            pix = steps.condition(self.model, session, feats, [p for _, p in members])
             b = len(members)
-            coords = np.zeros((b, 1, 2), np.float32)
-            labels = -np.ones((b, 1), np.int64)
+            coords, labels = steps.no_points(b)
             choices: list[Choice | None] = [None] * b
             select = None
             if policy is not None:
-                select = self._chooser(policy, [tracks[i] for i, _ in members], choices)
-            low, ptr, score, iou = self._decode(
-                pix, feats, coords, labels, None, self._multimask(False, 0), select
+                select = steps.chooser(policy, [tracks[i] for i, _ in members], choices, self.cfg)
+            multi = steps.multimask(self.cfg, False, 0)
+            low, ptr, score, iou = steps.decode(
+                self.model, pix, feats, coords, labels, None, multi, select
             )
-            mem = self._encode(session, feats, low, score, False)
+            mem = steps.encode(self.model, session, feats, low, score, False)
             filled = fill_holes(low, self.fill_hole_area)
             for j, (i, _) in enumerate(members):
                 state = State(filled[j : j + 1], ptr[j], float(score[j, 0]), mem[j])
@@ -373,145 +403,3 @@ class OnnxVideoTracker:
         for track in tracks:
             track.tracked[frame_idx] = reverse
         return [states[i] for i in range(len(tracks))]
-
-    def _chooser(
-        self, policy: MemoryPolicy, tracks: list[Track], choices: list[Choice | None]
-    ) -> Selector:
-        """Start a tracked frame of B objects (their Kalman filters move on); returns the
-        candidate selector for `_decode`, which records each object's `Choice` in `choices`."""
-        predicted = [policy.start_frame(object_memory(policy, t, self.cfg)) for t in tracks]
-
-        def select(masks: np.ndarray, iou: np.ndarray) -> np.ndarray:
-            for j, box in enumerate(predicted):
-                choices[j] = policy.pick(masks[j] > 0, iou[j].astype(np.float64), box)
-            return np.array([c.index for c in choices if c is not None], np.int64)
-
-        return select
-
-    # ------------------------------------------------------------------------------------------
-    # one step
-    # ------------------------------------------------------------------------------------------
-    def _features(self, session: OnnxSession, frame_idx: int) -> dict[str, np.ndarray]:
-        feats = session.features.get(frame_idx)
-        if feats is None:
-            x = preprocess_frame(session.frames.frame(frame_idx), self.model.image_size)
-            feats = self.model.encode_image(x)
-            session.features[frame_idx] = feats
-            while len(session.features) > session.cache_size:
-                session.features.popitem(last=False)
-        session.features.move_to_end(frame_idx)
-        return feats
-
-    def _multimask(self, is_init: bool, num_points: int) -> bool:
-        c = self.cfg
-        return bool(
-            c["multimask_output_in_sam"]
-            and (is_init or c["multimask_output_for_tracking"])
-            and c["multimask_min_pt_num"] <= num_points <= c["multimask_max_pt_num"]
-        )
-
-    def _run(
-        self,
-        session: OnnxSession,
-        track: Track,
-        frame_idx: int,
-        is_init: bool,
-        reverse: bool,
-        points: tuple[np.ndarray, np.ndarray] | None = None,
-        mask: np.ndarray | None = None,
-        prev: np.ndarray | None = None,
-    ) -> State:
-        """One object on a prompted frame (no memory encoded yet)."""
-        feats = self._features(session, frame_idx)
-        if mask is not None:
-            low, ptr, score = self._mask_as_output(feats, mask)
-        else:
-            if is_init:
-                pix = feats["image_embed_no_mem"]
-            else:
-                horizon = session.memory_horizon
-                if self.policy is not None and track.selection is not None:
-                    # a correction reads what the mode kept in its last pass (as in torch)
-                    plan = plan_selection(self.policy, track, frame_idx, reverse, horizon, self.cfg)
-                else:
-                    plan = plan_memory(track, frame_idx, reverse, horizon, self.cfg)
-                pix = self._condition(session, feats, [plan])
-            if points is None:
-                coords, labels = np.zeros((1, 1, 2), np.float32), -np.ones((1, 1), np.int64)
-            else:
-                coords, labels = points[0][None], points[1][None]
-            multimask = self._multimask(is_init, 0 if points is None else len(points[1]))
-            low, ptr, score, _ = self._decode(pix, feats, coords, labels, prev, multimask)
-        low = fill_holes(low, self.fill_hole_area)
-        return State(low, ptr[0], float(score[0, 0]))
-
-    def _decode(
-        self,
-        pix: np.ndarray,
-        feats: dict[str, np.ndarray],
-        coords: np.ndarray,
-        labels: np.ndarray,
-        mask_input: np.ndarray | None,
-        multimask: bool,
-        select: Selector | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """`SAM2Model.decode_frame` for B objects: low-res logits (B, 1, S/4, S/4) (-1024 where
-        the object is absent), pointers (B, C), object scores (B, 1), and the predicted IoUs
-        (B, M) of the M candidates (M = 1 without `multimask`). With `multimask`, `select`
-        picks the candidate kept instead of the best predicted IoU."""
-        out = self.model.decode(pix, feats, coords, labels, mask_input)
-        masks, iou, token = select_masks(out["masks"], out["iou"], multimask, self.cfg)
-        score = out["object_score_logits"]
-        masks = np.where((score > 0)[:, :, None, None], masks, np.float32(NO_OBJ_SCORE))
-        rows = np.arange(masks.shape[0])
-        if multimask:
-            best = np.argmax(iou, axis=1) if select is None else select(masks, iou)
-            masks = masks[rows, best][:, None]
-            token = best + 1  # the multimask tokens follow the single-mask token 0
-        return masks.astype(np.float32), out["obj_ptr"][rows, token], score, iou
-
-    def _mask_as_output(
-        self, feats: dict[str, np.ndarray], mask: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`SAM2Model.mask_as_output`: a (1, 1, S, S) mask prompt as the output (+-10 logits)."""
-        side = self.model.image_size // 4
-        low = resize_bilinear_aa(mask * np.float32(20.0) - np.float32(10.0), (side, side))
-        coords, labels = np.zeros((1, 1, 2), np.float32), -np.ones((1, 1), np.int64)
-        small = self.model.mask_downsample(mask)
-        _, ptr, _, _ = self._decode(feats["image_embed"], feats, coords, labels, small, False)
-        present = np.float32(1.0 if bool((mask > 0).any()) else 0.0)
-        ptr = present * ptr + (1 - present) * self.model.no_obj_ptr
-        score = np.array([[20.0 * present - 10.0]], np.float32)
-        return low.astype(np.float32), ptr.astype(np.float32), score
-
-    def _condition(
-        self, session: OnnxSession, feats: dict[str, np.ndarray], plans: list[Plan]
-    ) -> np.ndarray:
-        """(B, C, h, w) features after memory attention, for B plans of the same layout."""
-        assert session.maskmem_pos is not None
-        first = plans[0]
-        memory = np.stack([np.stack([s.maskmem for _, s in p.spatial]) for p in plans])
-        slots = np.array([t for t, _ in first.spatial], np.int64)
-        c = self.model.hidden_dim
-        if first.pointers:
-            ptrs = np.stack([np.stack([s.obj_ptr for _, s in p.pointers]) for p in plans])
-        else:
-            ptrs = np.zeros((len(plans), 0, c), np.float32)
-        max_ptrs = max(first.max_ptrs, 2)  # a one-frame video would divide by 0
-        dist = np.array([d for d, _ in first.pointers], np.float32) / np.float32(max_ptrs - 1)
-        return self.model.attend_memory(feats, memory, session.maskmem_pos, slots, ptrs, dist)
-
-    def _encode(
-        self,
-        session: OnnxSession,
-        feats: dict[str, np.ndarray],
-        low_res: np.ndarray,
-        score: np.ndarray,
-        from_points: bool,
-    ) -> np.ndarray:
-        """(B, mem_dim, h, w) memories of B masks, rounded to bfloat16 as the official code
-        stores them; the first call keeps the shared position encoding."""
-        mem, pos = self.model.encode_memory(feats, low_res, score, from_points)
-        if session.maskmem_pos is None:
-            session.maskmem_pos = pos
-        return to_bfloat16(mem)
