@@ -346,7 +346,7 @@ def test_official_mode_is_todays_tracker_bit_for_bit(
     """The default path never touches the selection code and gives the recorded outputs
     (tests/fixtures/video_memory_official.pt, 16 frames x 2 objects). They were first recorded
     before the modes existed, with the stage-2 bundled model; each commit that bundled a newer
-    model (stages 3, 4, 5) re-recorded them with it, after this test had passed on the previous
+    model (stages 3 to 6) re-recorded them with it, after this test had passed on the previous
     recording."""
 
     def refuse(*args: object, **kwargs: object) -> None:
