@@ -1,5 +1,6 @@
-"""Shared by the ONNX tests: models exported once per test process, and a replay of the same
-video prompts on the torch `VideoPredictor` and on the `OnnxVideoTracker`."""
+"""Shared by the ONNX tests: models exported once per test process, a replay of the same
+video prompts on the torch `VideoPredictor` and on the `OnnxVideoTracker`, and the bad
+`propagate` calls both refuse alike."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 _TMP = tempfile.TemporaryDirectory(prefix="sam2r_onnx_tests_")
 
@@ -107,3 +109,24 @@ def compare(ours: list[tuple], ref: list[tuple]) -> tuple[float, float]:
             worst_iou = min(worst_iou, iou(ma[k, 0] > 0, mb[k, 0] > 0))
         worst_score = max(worst_score, float(np.abs(sa - sb).max()) if sa.size else 0.0)
     return worst_iou, worst_score
+
+
+def refuses_bad_propagations(predictor: Any, session: Any) -> None:
+    """Check that `propagate` refuses a bad start frame or `max_frame_num_to_track` before it
+    changes anything, on a torch predictor or an ONNX tracker whose `session` holds one click
+    of object 1 on frame 0, not yet propagated: the click stays pending, its memory not
+    encoded. The messages are the same on both sides."""
+    bad = [
+        (dict(start_frame_idx=8), ValueError, "frame_idx 8 is out of range: the video has 8"),
+        (dict(start_frame_idx=-1), ValueError, "out of range"),
+        (dict(start_frame_idx=1.0), TypeError, "frame_idx must be an int"),
+        (dict(max_frame_num_to_track=-1), ValueError, r"must be an int >= 0 or None, got -1"),
+        (dict(max_frame_num_to_track=2.0), ValueError, "max_frame_num_to_track"),
+        (dict(max_frame_num_to_track=True), ValueError, "max_frame_num_to_track"),
+    ]
+    for kwargs, exc, match in bad:
+        with pytest.raises(exc, match=match):
+            predictor.propagate(session, **kwargs)
+        track = session.objects[1]
+        assert list(track.temp_cond_outputs) == [0] and not track.cond_outputs, kwargs
+        assert not track.temp_cond_outputs[0].has_memory, kwargs

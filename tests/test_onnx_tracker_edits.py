@@ -13,7 +13,13 @@ from conftest import FIXTURES
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from onnx_helpers import compare, exported, parity_model, replay  # noqa: E402
+from onnx_helpers import (  # noqa: E402
+    compare,
+    exported,
+    parity_model,
+    refuses_bad_propagations,
+    replay,
+)
 
 from sam2r import VideoPredictor  # noqa: E402
 from sam2r.onnx import OnnxVideoTracker  # noqa: E402
@@ -137,3 +143,39 @@ def test_add_all_frames_to_correct_as_cond_matches_video_predictor():
     _check(got, want)
     assert list(session.objects[1].cond_outputs) == [0, 4]
     assert list(session.objects[2].cond_outputs) == [0, 2]
+
+
+def test_propagate_refuses_bad_arguments_before_committing():
+    """A bad start frame or `max_frame_num_to_track` raises as in `VideoPredictor.propagate`
+    and leaves the click pending (its memory not yet encoded); the session then tracks."""
+    tracker = OnnxVideoTracker(exported("parity"), num_threads=2)
+    session = tracker.init_session(str(VIDEO))
+    tracker.add_points(session, 0, 1, points=[[58, 84]], labels=[1])
+    refuses_bad_propagations(tracker, session)
+    frames = [r.frame_idx for r in tracker.propagate(session, max_frame_num_to_track=np.int64(1))]
+    assert frames == [0, 1] and list(session.objects[1].cond_outputs) == [0]
+
+
+# the torch side's processing-order table (`test_video_predictor.test_processing_order`), run
+# as passes over one session: each pass's frames, on both sides
+ORDER = [
+    ((3, 2, False), [3, 4, 5]),
+    ((3, 0, False), [3]),
+    ((5, 1, True), [5, 4]),
+    ((None, 2, True), [3, 2, 1]),
+    ((0, None, True), []),
+    ((6, 5, False), [6, 7]),
+    ((None, None, False), [3, 4, 5, 6, 7]),
+]
+
+
+def test_max_frame_num_to_track_visits_the_same_frames_as_video_predictor():
+    ops = [dict(op="points", frame_idx=3, obj_id=1, points=[[125, 212]], labels=[1])]
+    ops += [
+        dict(op="propagate", start=start, max=count, reverse=reverse)
+        for (start, count, reverse), _ in ORDER
+    ]
+    _, _, got, want = _run_both(ops)
+    _check(got, want)  # the same frames and objects in the same order, and the same masks
+    for i, (_, expected) in enumerate(ORDER, start=1):
+        assert [g[1] for g in got if g[0] == i] == expected, ops[i]

@@ -7,12 +7,14 @@ Model tests use the `micro` config with the synthetic weights (seconds on a CPU)
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from conftest import FIXTURES, synthetic_model
+from onnx_helpers import refuses_bad_propagations
 from PIL import Image
 
 from sam2r import SAM2Model
@@ -22,6 +24,7 @@ from sam2r.model.common import Linear
 from sam2r.ops.masks import fill_holes_in_mask_scores
 from sam2r.predictor.video import VideoPredictor, non_overlapping
 from sam2r.predictor.video.memory import plan_memory, previous_memory_frame, select_cond_frames
+from sam2r.predictor.video.order import propagation_order
 from sam2r.predictor.video.session import FrameState
 
 VIDEO = FIXTURES / "inputs" / "video"
@@ -169,10 +172,9 @@ def test_propagate_argument_errors(predictor: VideoPredictor) -> None:
     with pytest.raises(RuntimeError, match="no object"):
         predictor.propagate(session)
     predictor.add_points(session, 0, 1, points=[[58, 84]], labels=[1])
-    with pytest.raises(ValueError, match="range"):
-        predictor.propagate(session, start_frame_idx=8)
-    with pytest.raises(ValueError, match="max_frame_num_to_track"):
-        predictor.propagate(session, max_frame_num_to_track=-1)
+    refuses_bad_propagations(predictor, session)  # as the ONNX tracker does
+    frames = [r.frame_idx for r in predictor.propagate(session, max_frame_num_to_track=np.int64(1))]
+    assert frames == [0, 1] and list(session.objects[1].cond_outputs) == [0]
     assert predictor.remove_object(session, 5) == []  # unknown id, not strict: nothing happens
 
 
@@ -199,6 +201,25 @@ def test_processing_order(
     assert frames == expected
     assert sorted(session.objects[1].tracked) == sorted(expected)
     assert all(v == reverse for v in session.objects[1].tracked.values())
+
+
+@pytest.mark.parametrize(
+    "cond,start,count,reverse,expected",
+    [
+        ({1: [4], 2: [6, 2]}, None, None, False, [2, 3, 4, 5, 6, 7, 8, 9]),  # earliest of all
+        ({1: [4], 2: [6, 2]}, None, 3, True, [2, 1, 0]),  # stops at frame 0
+        ({1: [4]}, 8, 5, False, [8, 9]),  # stops at the last frame
+        ({1: [4]}, 9, 0, True, [9]),
+        ({1: [4]}, 0, 0, True, []),  # reversing from frame 0 visits nothing
+    ],
+)
+def test_propagation_order_no_model(
+    cond: dict, start: int | None, count: int | None, reverse: bool, expected: list
+) -> None:
+    """The rule itself (shared with the ONNX tracker), on a stub 10-frame session."""
+    objects = {k: SimpleNamespace(cond_outputs=dict.fromkeys(v)) for k, v in cond.items()}
+    session = SimpleNamespace(num_frames=10, objects=objects)
+    assert propagation_order(session, start, count, reverse) == expected
 
 
 def test_objects_are_tracked_independently(predictor: VideoPredictor) -> None:

@@ -7,14 +7,14 @@ directions and live streams, with numpy and onnxruntime only (no torch).
     for result in tracker.propagate(session):
         result.frame_idx, result.obj_ids, result.masks   # (num_obj, 1, H, W) logits
 
-It reproduces `sam2r.VideoPredictor` (and so the official `SAM2VideoPredictor`) step for step:
-the same frames, the same memory selection (`sam2r.onnx.bank`), memories rounded to bfloat16
-as the official code stores them, hole filling, the same prompt semantics (clicks, boxes, masks,
-correction clicks on tracked frames) and the same filing of outputs, by the torch predictor's
-own rules (`sam2r.predictor.video.filing`). Objects tracked on a frame whose memories have the same
-layout attend in one batch (the torch predictor runs them one by one; the numbers agree to
-float rounding). What stays as in the torch predictor: a streaming session (`init_stream` +
-`track`) keeps only what later frames can read, so its memory is bounded.
+It reproduces `sam2r.VideoPredictor` (and so the official `SAM2VideoPredictor`) step for step: the
+same frames (`sam2r.predictor.video.order`), the same memory selection (`sam2r.onnx.bank`), memories
+rounded to bfloat16 as the official code stores them, hole filling, the same prompt semantics
+(clicks, boxes, masks, correction clicks on tracked frames) and the same filing of outputs, by the
+torch predictor's own rules (`sam2r.predictor.video.filing`). Objects tracked on a frame whose
+memories have the same layout attend in one batch (the torch predictor runs them one by one; the
+numbers agree to float rounding). What stays as in the torch predictor: a streaming session
+(`init_stream` + `track`) keeps only what later frames can read, so its memory is bounded.
 
 The opt-in memory modes of `VideoPredictor(memory=...)` ("motion", "distractor", with the same
 knobs) run here by the same numpy rules (`sam2r.predictor.video.policy`, which imports no
@@ -60,6 +60,7 @@ from sam2r.predictor.video.filing import (
     prune,
 )
 from sam2r.predictor.video.ids import check_obj_id
+from sam2r.predictor.video.order import check_max_frames, propagation_order
 from sam2r.predictor.video.policy import Choice, MemoryPolicy, make_policy
 
 
@@ -310,22 +311,19 @@ class OnnxVideoTracker:
         max_frame_num_to_track: int | None = None,
         reverse: bool = False,
     ) -> Iterator[OnnxFrameResult]:
-        """Track every object through the video, one frame per iteration (as
-        `VideoPredictor.propagate`)."""
+        """Track every object through the video, one frame per iteration, as
+        `VideoPredictor.propagate`: the arguments are checked before the prompts given so far
+        are committed, and the frames follow the same rule (`sam2r.predictor.video.order`)."""
+        reverse = bool(reverse)
+        if start_frame_idx is not None:
+            start_frame_idx = check_frame(session, start_frame_idx)
+        check_max_frames(max_frame_num_to_track)
         self._commit(session)
-        if start_frame_idx is None:
-            start_frame_idx = min(t for tr in session.objects.values() for t in tr.cond_outputs)
-        start = check_frame(session, start_frame_idx)
         if self.policy is not None:  # a new pass: the mode's memory starts from the prompts
             for track in session.objects.values():
                 track.selection = None
-        n = session.num_frames
-        span = n if max_frame_num_to_track is None else int(max_frame_num_to_track)
-        if reverse:
-            order = list(range(start, max(start - span, 0) - 1, -1)) if start > 0 else []
-        else:
-            order = list(range(start, min(start + span, n - 1) + 1))
-        return self._frames(session, order, bool(reverse))
+        order = propagation_order(session, start_frame_idx, max_frame_num_to_track, reverse)
+        return self._frames(session, order, reverse)
 
     def _frames(
         self, session: OnnxSession, order: list[int], reverse: bool

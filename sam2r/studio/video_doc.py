@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from sam2r.predictor.video import FrameResult, VideoPredictor
-from sam2r.predictor.video.checks import propagation_order
+from sam2r.predictor.video.order import propagation_order
 from sam2r.predictor.video.results import label_map
 from sam2r.predictor.video.selection import MEMORY_MODES
 from sam2r.studio.files import StudioError

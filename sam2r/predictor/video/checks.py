@@ -2,14 +2,15 @@
 
     frame_idx = check_frame(session, frame_idx)              # an int in range, or an error
     track = get_track(session, obj_id)                        # a known object, or an error
-    order = propagation_order(session, start, max_num, reverse)  # the frames to visit
     pool = spill_pool(state_budget_mb, spill_dir)             # a session's RAM budget, or None
 
 Every check raises before the session is touched, with what was given and what was expected
 (`TypeError` for the wrong kind of value, `ValueError` for a value out of range).
 
 What is left to others: checking and mapping prompts (`sam2r.predictor.video.prompts`),
-everything that runs (`sam2r.predictor.video.VideoPredictor` and the modules it calls).
+`propagate`'s `max_frame_num_to_track` and frame order (`sam2r.predictor.video.order`, shared
+with the ONNX tracker), everything that runs (`sam2r.predictor.video.VideoPredictor` and the
+modules it calls).
 """
 
 from __future__ import annotations
@@ -69,40 +70,3 @@ def get_track(session: VideoSession, obj_id: Hashable) -> ObjectTrack:
     if obj_id not in session.objects:
         session.obj_idx(obj_id)  # raises ValueError naming the known ids
     return session.objects[obj_id]
-
-
-def check_max_frames(max_frame_num_to_track: Any) -> None:
-    """`propagate`'s `max_frame_num_to_track`: an int >= 0 or None."""
-    if max_frame_num_to_track is not None and (
-        isinstance(max_frame_num_to_track, bool)
-        or not isinstance(max_frame_num_to_track, (int, np.integer))
-        or max_frame_num_to_track < 0
-    ):
-        raise ValueError(
-            f"max_frame_num_to_track must be an int >= 0 or None, got {max_frame_num_to_track!r}"
-        )
-
-
-def propagation_order(
-    session: VideoSession,
-    start_frame_idx: int | None,
-    max_frame_num_to_track: int | None,
-    reverse: bool,
-) -> list[int]:
-    """The frames a propagation visits, in order (empty when reversing from frame 0).
-
-    Args:
-        session: a session whose prompts are committed (`cond_outputs` filled).
-        start_frame_idx: first frame, checked (None: the earliest conditioning frame).
-        max_frame_num_to_track: visit this many frames after the first (None: all).
-        reverse: towards the first frame.
-    """
-    if start_frame_idx is None:
-        start_frame_idx = min(t for tr in session.objects.values() for t in tr.cond_outputs)
-    n = session.num_frames
-    span = n if max_frame_num_to_track is None else int(max_frame_num_to_track)
-    if reverse:
-        end = max(start_frame_idx - span, 0)
-        return list(range(start_frame_idx, end - 1, -1)) if start_frame_idx > 0 else []
-    end = min(start_frame_idx + span, n - 1)
-    return list(range(start_frame_idx, end + 1))

@@ -16,8 +16,8 @@ These functions change the session and return each frame's `FrameState`s, one pe
 `VideoPredictor` turns them into the masks it hands back (`results`).
 
 What is left to others: one object on one frame and where its output is filed (`bank`,
-`frame_step`, `filing`), checking the arguments and the order of frames (`checks`), the public
-methods and their results (`VideoPredictor`).
+`frame_step`, `filing`), checking the arguments (`checks`, `order`) and the order of frames
+(`order`), the public methods and their results (`VideoPredictor`).
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ import torch
 from sam2r.io.frames import LiveFrames
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.video.bank import commit_prompts, track_step
-from sam2r.predictor.video.checks import check_frame, check_max_frames, propagation_order
+from sam2r.predictor.video.checks import check_frame
 from sam2r.predictor.video.filing import FilingConfig, prune
+from sam2r.predictor.video.order import check_max_frames, propagation_order
 from sam2r.predictor.video.session import FrameState, ObjectTrack, VideoSession
 
 if TYPE_CHECKING:
