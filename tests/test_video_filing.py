@@ -18,8 +18,10 @@ from sam2r.predictor.video.filing import (
     clear_prompts,
     commit_pending,
     interaction_mode,
+    latest_outputs,
     prompt_is_cond,
     prune,
+    remove_track,
 )
 
 
@@ -101,6 +103,26 @@ def test_latest_output_prefers_pending_of_the_kind() -> None:
     assert track.latest_output(3, True) is d and track.latest_output(4, True) is None
     track.points[7], track.masks[1] = "click", "mask"
     assert track.prompted_frames() == [1, 7]
+
+
+def test_latest_outputs_take_pending_cond_when_any_object_has_one() -> None:
+    a, b, c = Out("a"), Out("b"), Out("c")
+    one = Stub(1, temp_cond_outputs={2: a}, non_cond_outputs={3: c})
+    two = Stub(2, cond_outputs={2: b}, temp_non_cond_outputs={2: Out("u"), 3: Out("v")})
+    assert latest_outputs([one, two], 2) == [a, b]  # `one` pends a prompt there: cond first
+    assert latest_outputs([one, two], 2, is_cond=False)[1].name == "u"
+    assert latest_outputs([one, two], 3)[0] is c and latest_outputs([one, two], 3)[1].name == "v"
+    assert latest_outputs([one, two], 4) == [None, None]
+
+
+@pytest.mark.parametrize(
+    "obj_id, others, want",
+    [(1, [2], [1, 7]), (1, [], []), (3, [2], [])],  # prompted frames; last one; unknown
+)
+def test_remove_track(obj_id: int, others: list[int], want: list[int]) -> None:
+    objects = {1: Stub(1, points={7: "p"}, masks={1: "m"})} | {i: Stub(i) for i in others}
+    assert remove_track(objects, obj_id) == want
+    assert list(objects) == [i for i in [1, *others] if i != obj_id]
 
 
 def test_clear_prompts_keeps_the_output_as_tracked() -> None:

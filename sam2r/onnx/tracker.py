@@ -56,8 +56,10 @@ from sam2r.predictor.video.filing import (
     clear_prompts,
     commit_pending,
     interaction_mode,
+    latest_outputs,
     prompt_is_cond,
     prune,
+    remove_track,
 )
 from sam2r.predictor.video.ids import check_obj_id
 from sam2r.predictor.video.order import check_max_frames, propagation_order
@@ -168,14 +170,10 @@ class OnnxVideoTracker:
             empty when nothing is left or `need_output` is False.
         """
         obj_id = check_obj_id(obj_id)
-        if obj_id not in session.objects:
-            if strict:
-                get_track(session, obj_id)  # raises ValueError naming the known ids
-            return []
-        track = session.objects.pop(obj_id)
-        if not session.objects or not need_output:
-            return []
-        return [self._consolidated(session, t) for t in track.prompted_frames()]
+        if strict and obj_id not in session.objects:
+            get_track(session, obj_id)  # raises ValueError naming the known ids
+        frames = remove_track(session.objects, obj_id)
+        return [self._consolidated(session, t) for t in frames] if need_output else []
 
     def clear_prompts_in_frame(
         self, session: OnnxSession, frame_idx: int, obj_id: Hashable, need_output: bool = True
@@ -194,9 +192,7 @@ class OnnxVideoTracker:
     def _consolidated(self, session: OnnxSession, frame_idx: int) -> OnnxFrameResult:
         """Every object's newest output on a frame (pending conditioning outputs first when
         any object has one there)."""
-        tracks = list(session.objects.values())
-        is_cond = any(frame_idx in t.temp_cond_outputs for t in tracks)
-        states = [t.latest_output(frame_idx, is_cond) for t in tracks]
+        states = latest_outputs(session.objects.values(), frame_idx)
         return frame_result(session, frame_idx, states, self.non_overlap)
 
     def track(self, session: OnnxSession, frame: np.ndarray | Image.Image) -> OnnxFrameResult:

@@ -10,7 +10,9 @@ starts) and `tracked` (frame -> tracked in reverse). The rules follow the offici
 `sam2==1.1.0` predictor:
 
 * `interaction_mode` / `prompt_is_cond`: how a prompt on a frame runs and where it is filed;
+* `latest_outputs`: every object's newest output on a frame, the one a result shows;
 * `commit_pending`: pending outputs into the bank, the caller's memory encoder filling them;
+* `remove_track`: an object leaves, and which frames' results change;
 * `clear_prompts`, `clear_memory_around`, `prune`: what is dropped, and when.
 
 Plain Python (no torch, no numpy), so the ONNX runtime imports it. The settings come as a
@@ -41,6 +43,7 @@ class Stored(Protocol):
 
 
 S = TypeVar("S", bound=Stored)
+T = TypeVar("T", bound="FiledTrack[Any]")
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,30 @@ class FiledTrack(Generic[S]):
     def prompted_frames(self) -> list[int]:
         """Frames with clicks, a box or a mask for this object, in ascending order."""
         return sorted(set(self.points) | set(self.masks))
+
+
+def latest_outputs(
+    tracks: Iterable[FiledTrack[S]], frame_idx: int, is_cond: bool | None = None
+) -> list[S | None]:
+    """Every object's newest output on a frame: pending outputs of the given kind first
+    (None: pending conditioning outputs when any object has one there)."""
+    tracks = list(tracks)
+    if is_cond is None:
+        is_cond = any(frame_idx in t.temp_cond_outputs for t in tracks)
+    return [t.latest_output(frame_idx, is_cond) for t in tracks]
+
+
+def remove_track(objects: dict[Hashable, T], obj_id: Hashable) -> list[int]:
+    """Drop an object's track, if it has one, from a session's objects.
+
+    Returns:
+        the frames it was prompted on (ascending), whose masks the caller gives again without
+        it; empty when it had no track or no object is left.
+    """
+    track = objects.pop(obj_id, None)
+    if track is None or not objects:
+        return []
+    return track.prompted_frames()
 
 
 def interaction_mode(track: FiledTrack[Any], frame_idx: int) -> tuple[bool, bool]:

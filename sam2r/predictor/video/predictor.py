@@ -52,7 +52,7 @@ from sam2r.predictor.video import persist, tracking
 from sam2r.predictor.video.allocator import tune_malloc
 from sam2r.predictor.video.bank import prompt_step
 from sam2r.predictor.video.checks import check_frame, check_int_at_least, get_track, spill_pool
-from sam2r.predictor.video.filing import clear_prompts
+from sam2r.predictor.video.filing import clear_prompts, latest_outputs, remove_track
 from sam2r.predictor.video.ids import check_obj_id
 from sam2r.predictor.video.prompts import mask_prompt, point_prompt
 from sam2r.predictor.video.results import frame_result
@@ -423,14 +423,10 @@ class VideoPredictor:
             the remaining objects' masks on each frame the object was prompted on (ascending),
             empty when nothing is left or `need_output` is False.
         """
-        if obj_id not in session.objects:
-            if strict:
-                session.obj_idx(obj_id)  # raises ValueError naming the known ids
-            return []
-        track = session.objects.pop(obj_id)
-        if not session.objects or not need_output:
-            return []
-        return [self._consolidated(session, f) for f in track.prompted_frames()]
+        if strict and obj_id not in session.objects:
+            session.obj_idx(obj_id)  # raises ValueError naming the known ids
+        frames = remove_track(session.objects, obj_id)
+        return [self._consolidated(session, f) for f in frames] if need_output else []
 
     # ------------------------------------------------------------------------------------------
     # propagation
@@ -481,10 +477,7 @@ class VideoPredictor:
     ) -> FrameResult:
         """Every object's newest output on a frame: pending outputs of the given kind first
         (None: pending conditioning outputs when any object has one there)."""
-        tracks = session.objects.values()
-        if is_cond is None:
-            is_cond = any(frame_idx in t.temp_cond_outputs for t in tracks)
-        states = [t.latest_output(frame_idx, is_cond) for t in tracks]
+        states = latest_outputs(session.objects.values(), frame_idx, is_cond)
         return self._result(session, frame_idx, states)
 
     def _result(
