@@ -288,7 +288,10 @@ def test_remove_object(predictor: VideoPredictor) -> None:
     predictor.add_mask(session, 3, 2, np.ones((H, W), bool))
     predictor.add_points(session, 1, 3, points=[[125, 212]], labels=[1])
     list(predictor.propagate(session))
-    results = predictor.remove_object(session, 2)
+    with pytest.raises(TypeError, match="obj_id must be an int"):
+        predictor.remove_object(session, 2.0)  # a float id is refused, as by add_points
+    assert session.obj_ids == [1, 2, 3]
+    results = predictor.remove_object(session, np.int64(2))
     assert session.obj_ids == [1, 3]
     assert [r.frame_idx for r in results] == [3]
     assert results[0].obj_ids == [1, 3] and results[0].masks.shape == (2, 1, H, W)

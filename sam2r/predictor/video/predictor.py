@@ -423,6 +423,7 @@ class VideoPredictor:
             the remaining objects' masks on each frame the object was prompted on (ascending),
             empty when nothing is left or `need_output` is False.
         """
+        obj_id = check_obj_id(obj_id)  # 1.0 is not object 1, as in add_points
         if strict and obj_id not in session.objects:
             session.obj_idx(obj_id)  # raises ValueError naming the known ids
         frames = remove_track(session.objects, obj_id)
