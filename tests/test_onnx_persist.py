@@ -1,11 +1,14 @@
 """ONNX tracker session files (`sam2r.onnx.persist`) on the parity video: a reopened video
 session and a resumed live stream go on bit for bit as the session that was never saved
-(official and motion memory), bad calls are refused with a ValueError, and saving and loading
+(official and motion memory), bad calls are refused with a ValueError, a session is refused by
+an export of other weights (and older manifests and files are read), and saving and loading
 import no torch."""
 
 from __future__ import annotations
 
+import copy
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -49,6 +52,15 @@ def _same(a: list[tuple], b: list[tuple]) -> None:
     assert [(f, ids) for f, ids, _, _ in a] == [(f, ids) for f, ids, _, _ in b]
     for (_, _, ma, sa), (_, _, mb, sb) in zip(a, b, strict=True):
         assert np.array_equal(ma, mb) and np.array_equal(sa, sb)
+
+
+def _other_constants() -> OnnxVideoTracker:
+    """A tracker whose manifest carries another mask-downsampler bias (same graphs)."""
+    tracker = _tracker("official")
+    manifest = dict(tracker.model.manifest)
+    manifest["constants"] = {**manifest["constants"], "mask_downsample_bias": 0.5}
+    tracker.model.manifest = manifest
+    return tracker
 
 
 def _prompted(tracker: OnnxVideoTracker):
@@ -154,12 +166,8 @@ def test_bad_calls_raise(tmp_path: Path) -> None:
         other.load_session(motion_file, str(VIDEO))
     with pytest.raises(ValueError, match="memory='official'"):
         tracker.save_session(_prompted(motion), tmp_path / "x.npz")  # a mode's state
-    changed = _tracker("official")
-    manifest = dict(changed.model.manifest)
-    manifest["constants"] = {**manifest["constants"], "mask_downsample_bias": 0.5}
-    changed.model.manifest = manifest
     with pytest.raises(ValueError, match="another model"):
-        changed.load_session(video_file, str(VIDEO))
+        _other_constants().load_session(video_file, str(VIDEO))
     (tmp_path / "foreign.npz").write_text("not a session")
     np.savez(tmp_path / "plain.npz", a=np.zeros(3))
     header = json.dumps({"format": "sam2r.onnx_session", "version": 1}).encode()
@@ -172,6 +180,66 @@ def test_bad_calls_raise(tmp_path: Path) -> None:
     tracker.add_points(session, 0, (1, 2), points=[[10, 10]], labels=[1])
     with pytest.raises(ValueError, match="only int or str object ids"):
         tracker.save_session(session, tmp_path / "t.npz")
+
+
+def _without_digests(folder: Path, to: Path) -> Path:
+    """A copy of an export whose manifest lacks the graph digests, as an older export wrote."""
+    shutil.copytree(folder, to)
+    manifest = json.loads((to / "manifest.json").read_text())
+    for graph in manifest["graphs"].values():
+        del graph["sha256"]
+    (to / "manifest.json").write_text(json.dumps(manifest))
+    return to
+
+
+def _as_version_1(path: Path, to: Path) -> Path:
+    """A copy of a session file as version 1 wrote it: the identity without `weights`."""
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    header = json.loads(arrays["header"].tobytes())
+    header["version"] = 1
+    del header["identity"]["weights"]
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    with open(to, "wb") as fh:
+        np.savez(fh, **arrays)
+    return to
+
+
+def test_export_of_other_weights_refused(tmp_path: Path) -> None:
+    import torch
+    from onnx_helpers import parity_model
+
+    from sam2r.onnx import export
+    from sam2r.onnx.persist import model_identity
+
+    tuned = copy.deepcopy(parity_model())  # "fine-tuned": one memory encoder weight moved
+    with torch.no_grad():
+        next(tuned.memory_encoder.parameters()).add_(0.01)
+    export(tuned, tmp_path / "tuned")
+    tracker = _tracker("official")
+    path = tracker.save_session(_prompted(tracker), tmp_path / "s.npz")
+    other = OnnxVideoTracker(tmp_path / "tuned", num_threads=1)
+    ours, theirs = model_identity(tracker.model), model_identity(other.model)
+    assert ours["digest"] == theirs["digest"] and ours["weights"] != theirs["weights"]
+    with pytest.raises(
+        ValueError,
+        match=rf"another model \(.*weights {ours['weights']}; .*"
+        rf"this tracker runs .*weights {theirs['weights']}\)",
+    ):
+        other.load_session(path, str(VIDEO))
+    # an older export's manifest has no digests: its files are hashed, to the same identity
+    old = OnnxVideoTracker(_without_digests(exported("parity"), tmp_path / "old"), num_threads=1)
+    assert model_identity(old.model) == ours
+    assert old.load_session(path, str(VIDEO)).obj_ids == [1, "car"]
+    old_other = _without_digests(tmp_path / "tuned", tmp_path / "old_tuned")
+    with pytest.raises(ValueError, match="another model"):
+        OnnxVideoTracker(old_other, num_threads=1).load_session(path, str(VIDEO))
+    # a version-1 file cannot tell the weights: checked on name, config and constants only
+    v1 = _as_version_1(path, tmp_path / "v1.npz")
+    for t in (tracker, other):
+        assert t.load_session(v1, str(VIDEO)).obj_ids == [1, "car"]
+    with pytest.raises(ValueError, match="another model"):
+        _other_constants().load_session(v1, str(VIDEO))
 
 
 def test_persist_imports_no_torch(tmp_path: Path) -> None:

@@ -11,8 +11,9 @@ dynamic memory / pointer counts of the memory attention on the example's values 
 count is described with `torch.export.Dim` ranges, and takes several times longer.)
 
 The manifest holds what the numpy runtime needs besides the graphs: the model config, the
-input / output names and shapes of each graph, and three small parameters used outside them
-(`no_obj_ptr`, the mask-prompt downsampler `mask_downsample`).
+input / output names and shapes and the sha256 of each graph file (which tells exports of other
+weights apart), and three small parameters used outside them (`no_obj_ptr`, the mask-prompt
+downsampler `mask_downsample`).
 
 What is left to others: running the graphs (`sam2r.onnx.image`, `sam2r.onnx.tracker`).
 """
@@ -40,6 +41,7 @@ from sam2r.onnx.graphs import (
     MemoryEncoderGraph,
     PromptDecoderGraph,
 )
+from sam2r.onnx.runtime import file_sha256
 
 DEFAULT_OPSET = 17
 
@@ -210,6 +212,9 @@ def export(
                 outputs = (outputs,)
             io[name] = {
                 "file": f"{name}.onnx",
+                # the graph's identity (its weights included) for the runtime, read from here
+                # instead of hashing the file again (sam2r.onnx.persist: session files)
+                "sha256": file_sha256(out / f"{name}.onnx"),
                 "inputs": {
                     k: {"shape": _shape_spec(v, axes.get(k, {})), "dtype": str(v.dtype)[6:]}
                     for k, v in inputs.items()

@@ -18,11 +18,21 @@ size and the frames it still holds (uint8 RGB), so the file does not grow with t
 reopens without a video and the next `track` goes on at the saved count.
 
 The file is one `np.savez` archive: a `header` entry (JSON bytes: format "sam2r.onnx_session",
-version 1, the model's identity, the memory mode and its thresholds, the video's frame count and
+version 2, the model's identity, the memory mode and its thresholds, the video's frame count and
 size, the objects and where their arrays are) and one named array per tensor. It is read with
 `np.load(allow_pickle=False)`: opening a session file never runs code from it. Object ids must
 be ints or strings. It is not the torch predictor's format (`sam2r.predictor.video.persist`,
 a `torch.save`); the two do not read each other's files.
+
+The model's identity is its name, a digest of its config and of the trained constants the
+manifest carries, and a digest of its four graph files, so that a session is refused by a
+tracker on an export of other weights (a fine-tuned checkpoint exported with the same config):
+its memories were made by the other weights and would be tracked on silently. The graph digests
+are the sha256 the exporter writes into the manifest; an older export's manifest has none, and
+its files are hashed once per model, on the first save or load (`OnnxModel.graph_sha256`).
+Files of version 1 (saved before the identity covered the graphs) still load: they are checked
+on the name, config and constants alone, as they were then, since they cannot tell the weights
+apart; saved again, they become version 2.
 
 Not saved: the frames of a video (the caller passes the video again; its frame count and size
 are checked) and the cached image features (recomputed on demand, deterministically). What is
@@ -43,6 +53,7 @@ import numpy as np
 from PIL import Image
 
 from sam2r.onnx.bank import State, Track
+from sam2r.onnx.export_names import GRAPHS
 from sam2r.onnx.frames import LiveFrames
 from sam2r.onnx.runtime import OnnxModel
 from sam2r.onnx.session import OnnxSession
@@ -50,21 +61,35 @@ from sam2r.predictor.video.kalman import BoxKalman
 from sam2r.predictor.video.policy import MemoryPolicy, check_memory_settings, memory_settings
 
 FORMAT = "sam2r.onnx_session"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)  # version 1: the identity has no `weights` (the graphs were not hashed)
 _OUTPUT_DICTS = ("cond_outputs", "non_cond_outputs", "temp_cond_outputs", "temp_non_cond_outputs")
 _MODE_DEQUES = ("memories", "pointers", "distractors", "absent")
 _HEADER_KEYS = {"identity", "memory", "num_frames", "hw", "live", "objects", "metadata"}
 
 
 def model_identity(model: OnnxModel) -> dict[str, str]:
-    """The exported model's name and a digest of what makes its numbers: its config and the
-    trained constants the manifest carries (the no-object pointer, the mask downsampler), so an
-    export of other weights or another config is told apart; two exports of one model agree."""
+    """The exported model's name and digests of what makes its numbers: `digest`, of its config
+    and the trained constants the manifest carries (the no-object pointer, the mask
+    downsampler), and `weights`, of its four graph files (`OnnxModel.graph_sha256`), so an
+    export of other weights or another config is told apart; two exports of one model agree
+    (the exporter writes the same bytes)."""
     m = model.manifest
     keep = {k: m.get(k) for k in ("model", "image_size", "hidden_dim", "mem_dim", "config")}
     keep["constants"] = m.get("constants")
     text = json.dumps(keep, sort_keys=True, default=str)
-    return {"model": str(m.get("model")), "digest": hashlib.sha1(text.encode()).hexdigest()[:16]}
+    graphs = model.graph_sha256()
+    weights = "\n".join(f"{name} {graphs[name]}" for name in GRAPHS)
+    return {
+        "model": str(m.get("model")),
+        "digest": hashlib.sha1(text.encode()).hexdigest()[:16],
+        "weights": hashlib.sha1(weights.encode()).hexdigest()[:16],
+    }
+
+
+def _describe(identity: dict[str, str]) -> str:
+    text = f"{identity.get('model')}, digest {identity.get('digest')}"
+    return text + (f", weights {identity['weights']}" if "weights" in identity else "")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -208,10 +233,10 @@ def read_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, n
         raise ValueError(
             f"{path} is not a sam2r ONNX session file (saved by OnnxVideoTracker.save_session)"
         )
-    if header.get("version") != VERSION:
+    if header.get("version") not in READS:
         raise ValueError(
             f"{path} is an ONNX session file of version {header.get('version')}; "
-            f"this sam2r reads version {VERSION}"
+            f"this sam2r reads versions {', '.join(map(str, READS))}"
         )
     missing = sorted(_HEADER_KEYS - header.keys())
     if missing or "scores" not in arrays:
@@ -227,14 +252,18 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 def check_file(
     header: dict[str, Any], path: str | os.PathLike[str], model: OnnxModel, policy: Any, video: Any
 ) -> None:
-    """Refuse a file of another model or memory mode, and a video given to a live file or
-    missing for a video file, with a message saying what differs or which call to make."""
+    """Refuse a file of another model (its name, config, constants or graph weights differ) or
+    memory mode, and a video given to a live file or missing for a video file, with a message
+    saying what differs or which call to make. A version-1 file, saved before the identity
+    covered the graphs' weights, is checked on the rest of it (see the module docstring)."""
     saved, ours = header["identity"], model_identity(model)
+    if header["version"] == 1:
+        ours.pop("weights")
     if saved != ours:
         raise ValueError(
-            f"{path} was saved with another model ({saved['model']}, digest {saved['digest']}; "
-            f"this tracker runs {ours['model']}, digest {ours['digest']}); its memories only "
-            "make sense to that model. Load it with a tracker of the same exported model"
+            f"{path} was saved with another model ({_describe(saved)}; this tracker runs "
+            f"{_describe(ours)}); its memories only make sense to that model. Load it with a "
+            "tracker of the same exported model"
         )
     check_memory_settings(
         header["memory"],

@@ -10,6 +10,7 @@ keep (`sam2r.onnx.image`, `sam2r.onnx.steps`, `sam2r.onnx.tracker`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -29,6 +30,16 @@ def _import_ort() -> Any:
             "(or pip install onnxruntime)"
         ) from e
     return onnxruntime
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 hex digest of a file's bytes (read in 1 MiB blocks: a graph of the large
+    model is ~900 MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class OnnxModel:
@@ -53,6 +64,7 @@ class OnnxModel:
                 f"{str(folder)!r} has no {MANIFEST}; export a model first with "
                 "`sam2r export onnx --out DIR` or sam2r.onnx.export(model, DIR)"
             )
+        self.folder = root
         self.manifest: dict[str, Any] = json.loads(path.read_text())
         if self.manifest.get("format") != "sam2r-onnx":
             raise ValueError(f"{path} is not a sam2r ONNX manifest")
@@ -81,6 +93,20 @@ class OnnxModel:
             consts["mask_downsample_weight"], dtype=np.float32
         ).reshape(4, 4)
         self.mask_downsample_bias = np.float32(consts["mask_downsample_bias"])
+        self._graph_sha256: dict[str, str] | None = None
+
+    def graph_sha256(self) -> dict[str, str]:
+        """The sha256 of each graph file (its weights and ops), by graph name: what the exporter
+        wrote into the manifest (`graphs[name]["sha256"]`), or, for the manifest of an older
+        export that has no such key, hashed from the files once and kept. The manifest's digests
+        are trusted: a graph file replaced by hand after export is not re-read."""
+        if self._graph_sha256 is None:
+            graphs = self.manifest["graphs"]
+            self._graph_sha256 = {
+                name: graphs[name].get("sha256") or file_sha256(self.folder / graphs[name]["file"])
+                for name in GRAPHS
+            }
+        return self._graph_sha256
 
     def _run(self, name: str, **inputs: np.ndarray) -> dict[str, np.ndarray]:
         sess = self._sessions[name]
