@@ -18,12 +18,19 @@ and the image task: mean IoU of the best-scored of 3 masks for one such click pe
 held-out synthetic images, and (to tell the masks from the IoU head that picks among them) the
 mean IoU of the best of the 3 by their true IoU. Results go to `bench/results/model_eval.json`
 and stdout.
+
+Each video row also gives the standard error of its J&F over the objects, and the file keeps
+every object's score (`per_object`), so two checkpoints can be compared object by object on the
+same data: `--against other.json` prints the paired difference of each row ± its standard error
+(two stages of one model differ by less than the spread between objects, so only a paired
+comparison tells a change from noise).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import time
@@ -42,6 +49,12 @@ from sam2r.predictor.video import VideoPredictor
 
 RESULTS = Path(__file__).parent / "results" / "model_eval.json"
 EVAL_SEED = 20261121  # the validation data: never drawn in training (other split names)
+VIDEO_ROWS = (  # (row, prompt, memory)
+    ("mask", "mask", True),
+    ("click", "click", True),
+    ("mask, no memory", "mask", False),
+    ("click, no memory", "click", False),
+)
 
 
 def center_click(mask: np.ndarray) -> tuple[float, float]:
@@ -85,7 +98,10 @@ def track_sequence(
         session.close()
 
 
-def video_scores(model, root: Path, work: Path, prompt: str, memory: bool) -> dict[str, float]:
+def video_scores(
+    model, root: Path, work: Path, prompt: str, memory: bool
+) -> tuple[dict[str, float], list[float]]:
+    """(the DAVIS global statistics with the J&F's standard error, each object's J&F)."""
     predictor = VideoPredictor(model, fill_hole_area=0)
     data = VosDataset.open(root)
     names = data.sequence_names("val")
@@ -93,12 +109,34 @@ def video_scores(model, root: Path, work: Path, prompt: str, memory: bool) -> di
     for name in names:
         track_sequence(predictor, data.sequence(name), pred, prompt, memory)
     res = evaluate(root, pred, "davis", sequences=names)
-    g = res.global_stats()
-    return {k: round(100 * float(v), 1) for k, v in g.items()}
+    g = {k: round(100 * float(v), 1) for k, v in res.global_stats().items()}
+    per = [100 * (o.j_stats.mean + o.f_stats.mean) / 2 for o in res.objects]
+    g["J&F s.e."] = round(_se(per), 1)
+    return g, [round(v, 2) for v in per]
 
 
-def image_miou(model, look: str, n: int) -> tuple[float, float]:
-    """(mIoU of the best-scored mask, mIoU of the best of the 3 masks by their true IoU)."""
+def _se(values: list[float]) -> float:
+    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def compare(report: dict, other: dict) -> None:
+    """Print each row's paired difference (this - other) over the same objects ± its s.e."""
+    for look in ("train", "unseen"):
+        ours, theirs = report[look].get("per_object"), other.get(look, {}).get("per_object")
+        if not theirs:
+            print(f"[{look}] the other file keeps no per-object scores: nothing to pair")
+            continue
+        print(f"[{look} look] difference to {other.get('checkpoint')}")
+        for row, values in ours.items():
+            if row not in theirs or len(theirs[row]) != len(values):
+                print(f"  {row:20s} not comparable (other objects)")
+                continue
+            d = np.asarray(values) - np.asarray(theirs[row])
+            print(f"  {row:20s} {d.mean():+.1f} ± {_se(list(d)):.1f}")
+
+
+def image_ious(model, look: str, n: int) -> tuple[list[float], list[float]]:
+    """Per object, in percent: (IoU of the best-scored mask, best IoU of the 3 masks)."""
     predictor = ImagePredictor(model)
     cfg = SynthConfig(look=look)
     ious, oracle = [], []
@@ -114,9 +152,11 @@ def image_miou(model, look: str, n: int) -> tuple[float, float]:
             x, y = center_click(gt)
             out = predictor.predict(point_coords=[[x, y]], point_labels=[1], multimask_output=True)
             m = out.best()
-            ious.append((m & gt).sum() / max((m | gt).sum(), 1))
-            oracle.append(max((c & gt).sum() / max((c | gt).sum(), 1) for c in out.masks))
-    return round(100 * float(np.mean(ious)), 1), round(100 * float(np.mean(oracle)), 1)
+            ious.append(100 * float((m & gt).sum() / max((m | gt).sum(), 1)))
+            oracle.append(
+                100 * float(max((c & gt).sum() / max((c | gt).sum(), 1) for c in out.masks))
+            )
+    return ious, oracle
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=16, help="frames per validation video")
     ap.add_argument("--images", type=int, default=50, help="validation images per look")
     ap.add_argument("--out", default=str(RESULTS), help="JSON file for the results")
+    ap.add_argument("--against", help="an earlier results JSON: print paired differences")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
     from sam2r.data.davis_io import write_dataset
@@ -149,24 +190,32 @@ def main(argv: list[str] | None = None) -> int:
             root = Path(tmp) / look
             cfg = SynthConfig(num_frames=args.frames, look=look)
             write_dataset(root, 0, args.videos, cfg, seed=EVAL_SEED)
-            rows = {
-                "mask": video_scores(model, root, Path(tmp) / look, "mask", True),
-                "click": video_scores(model, root, Path(tmp) / look, "click", True),
-                "mask, no memory": video_scores(model, root, Path(tmp) / look, "mask", False),
-                "click, no memory": video_scores(model, root, Path(tmp) / look, "click", False),
-            }
-            miou, oracle = image_miou(model, look, args.images)
-            rows["image 1-click mIoU"] = miou
-            rows["image 1-click, best of 3 masks"] = oracle  # what a perfect IoU head would pick
-            report[look] = rows
+            rows: dict = {}
+            per_object: dict[str, list[float]] = {}
+            for name, prompt, memory in VIDEO_ROWS:
+                rows[name], per_object[name] = video_scores(
+                    model, root, Path(tmp) / look, prompt, memory
+                )
+            ious, oracle = image_ious(model, look, args.images)
+            rows["image 1-click mIoU"] = round(float(np.mean(ious)), 1)
+            # what a perfect IoU head would pick
+            rows["image 1-click, best of 3 masks"] = round(float(np.mean(oracle)), 1)
+            per_object["image 1-click mIoU"] = [round(v, 2) for v in ious]
+            per_object["image 1-click, best of 3 masks"] = [round(v, 2) for v in oracle]
             print(f"[{look} look]")
             for k, v in rows.items():
                 print(f"  {k:20s} {v if isinstance(v, float) else v.get('J&F-Mean')}  {v}")
+            rows["per_object"] = per_object
+            report[look] = rows
     report["seconds"] = round(time.perf_counter() - t0, 1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
+    text = json.dumps(report, indent=1)  # per-object lists of numbers on one line each
+    text = re.sub(r"\[\s+([-\d.,\s]+?)\s+\]", lambda m: "[" + " ".join(m[1].split()) + "]", text)
+    out.write_text(text + "\n")
     print(f"wrote {out}")
+    if args.against:
+        compare(report, json.loads(Path(args.against).read_text()))
     return 0
 
 
