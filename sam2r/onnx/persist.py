@@ -57,8 +57,14 @@ from sam2r.onnx.export_names import GRAPHS
 from sam2r.onnx.frames import LiveFrames
 from sam2r.onnx.runtime import OnnxModel
 from sam2r.onnx.session import OnnxSession
+from sam2r.predictor.video.ids import check_ids_to_save
 from sam2r.predictor.video.kalman import BoxKalman
-from sam2r.predictor.video.policy import MemoryPolicy, check_memory_settings, memory_settings
+from sam2r.predictor.video.policy import (
+    MemoryPolicy,
+    check_memory_settings,
+    check_mode_to_save,
+    memory_settings,
+)
 
 FORMAT = "sam2r.onnx_session"
 VERSION = 2
@@ -167,15 +173,9 @@ def save_session(
     """
     if not isinstance(session, OnnxSession):
         raise TypeError(f"session must be an OnnxSession, got {type(session).__name__}")
-    if policy is None and any(t.selection is not None for t in session.objects.values()):
-        raise ValueError(
-            "this session holds the state of an opt-in memory mode (memory='motion' or "
-            "'distractor') but is saved by a tracker with memory='official'; save it with "
-            "the OnnxVideoTracker(..., memory=...) that tracked it"
-        )
-    for obj_id in session.objects:
-        if isinstance(obj_id, bool) or not isinstance(obj_id, (int, str)):
-            raise ValueError(f"only int or str object ids can be saved, got {obj_id!r}")
+    tracks = session.objects.values()
+    check_mode_to_save(tracks, policy is None, "tracker", "OnnxVideoTracker(..., memory=...)")
+    check_ids_to_save(session.objects)
     meta = json.dumps(metadata if metadata is not None else {})  # raises on non-JSON values
     w = _Writer()
     objects = [_track_entry(w, i, t) for i, t in enumerate(session.objects.values())]

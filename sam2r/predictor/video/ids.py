@@ -6,7 +6,7 @@ What is left to others: the prompts an id comes with (`sam2r.predictor.video.pro
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 import numpy as np
@@ -19,3 +19,11 @@ def check_obj_id(obj_id: Any) -> Hashable:
     if obj_id is None or not isinstance(obj_id, Hashable) or isinstance(obj_id, float):
         raise TypeError(f"obj_id must be an int (or another hashable id), got {obj_id!r}")
     return obj_id
+
+
+def check_ids_to_save(obj_ids: Iterable[Hashable]) -> None:
+    """Session files (torch and ONNX) keep object ids that are ints or strings only (ValueError
+    otherwise)."""
+    for obj_id in obj_ids:
+        if isinstance(obj_id, bool) or not isinstance(obj_id, (int, str)):
+            raise ValueError(f"only int or str object ids can be saved, got {obj_id!r}")

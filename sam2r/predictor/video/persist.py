@@ -46,8 +46,13 @@ from torch import Tensor
 
 from sam2r.io.frames import LiveFrames
 from sam2r.model.sam2 import SAM2Model
+from sam2r.predictor.video.ids import check_ids_to_save
 from sam2r.predictor.video.kalman import BoxKalman
-from sam2r.predictor.video.policy import check_memory_settings, memory_settings
+from sam2r.predictor.video.policy import (
+    check_memory_settings,
+    check_mode_to_save,
+    memory_settings,
+)
 from sam2r.predictor.video.selection import MemorySelection, ObjectMemory
 from sam2r.predictor.video.session import FrameState, ObjectTrack, PointPrompt, VideoSession
 
@@ -136,15 +141,9 @@ def save_session(
     """
     if not isinstance(session, VideoSession):
         raise TypeError(f"session must be a VideoSession, got {type(session).__name__}")
-    if selection is None and any(t.selection is not None for t in session.objects.values()):
-        raise ValueError(
-            "this session holds the state of an opt-in memory mode (memory='motion' or "
-            "'distractor') but is saved by a predictor with memory='official'; save it with "
-            "the VideoPredictor(model, memory=...) that tracked it"
-        )
-    for obj_id in session.objects:
-        if isinstance(obj_id, bool) or not isinstance(obj_id, (int, str)):
-            raise ValueError(f"only int or str object ids can be saved, got {obj_id!r}")
+    tracks = session.objects.values()
+    check_mode_to_save(tracks, selection is None, "predictor", "VideoPredictor(model, memory=...)")
+    check_ids_to_save(session.objects)
     meta = json.dumps(metadata if metadata is not None else {})  # raises on non-JSON values
     objects = []
     for track in session.objects.values():

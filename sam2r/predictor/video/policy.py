@@ -21,7 +21,7 @@ the official memory (`sam2r.predictor.video.memory`, `sam2r.onnx.bank`).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
@@ -334,4 +334,16 @@ def check_memory_settings(
             + f"; this {holder} has "
             + ", ".join(f"{k}={ours.get(k)!r}" for k in differ)
             + f". Load it with a {holder} of the same {kind}"
+        )
+
+
+def check_mode_to_save(tracks: Iterable[Any], official: bool, holder: str, save_with: str) -> None:
+    """Refuse to save, with the official memory, a session an opt-in mode tracked (its tracks'
+    `selection` state would be written under memory="official"); `holder` is "predictor" or
+    "tracker", `save_with` the constructor call to use."""
+    if official and any(t.selection is not None for t in tracks):
+        raise ValueError(
+            "this session holds the state of an opt-in memory mode (memory='motion' or "
+            f"'distractor') but is saved by a {holder} with memory='official'; save it with "
+            f"the {save_with} that tracked it"
         )
