@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from sam2r.atomic import write_atomic
 from sam2r.onnx.bank import State, Track
 from sam2r.onnx.export_names import GRAPHS
 from sam2r.onnx.frames import LiveFrames
@@ -203,16 +204,8 @@ def save_session(
         "metadata": meta,
     }
     w.put("header", np.frombuffer(json.dumps(header).encode(), np.uint8))
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as fh:  # a file object: np.savez would add ".npz" to a name
-            np.savez(fh, **w.arrays)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)  # a crash mid-write never leaves half a file under the real name
-    return path
+    # a file object: np.savez would add ".npz" to a name
+    return write_atomic(path, lambda fh: np.savez(fh, **w.arrays))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2r.atomic import write_atomic
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.video import VideoPredictor
 from sam2r.predictor.video.persist import read_payload, saved_memory
@@ -218,10 +219,8 @@ class Studio:
         other = ".pt" if doc.kind == "image" else ".json"
         (self.projects / f"{name}{other}").unlink(missing_ok=True)  # one project per name
         if doc.kind == "image":
-            path = self.projects / f"{name}.json"
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(doc.project()))
-            tmp.replace(path)
+            text = json.dumps(doc.project())
+            path = write_atomic(self.projects / f"{name}.json", lambda fh: fh.write(text.encode()))
         else:
             path = doc.save(self.projects / f"{name}.pt")
         return {"project": name, "kind": doc.kind, "bytes": path.stat().st_size}

@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 import yaml
 
+from sam2r.atomic import write_atomic
 from sam2r.build import build_model, official_state_dict
 from sam2r.train.config import TrainConfig
 from sam2r.train.data import make_samples
@@ -66,9 +67,7 @@ def _build(cfg: TrainConfig, device: torch.device) -> Any:
 def _save(path: Path, payload: dict[str, Any]) -> None:
     """Write atomically (a crash mid-write never leaves a truncated checkpoint)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda fh: torch.save(payload, fh))
 
 
 def train(

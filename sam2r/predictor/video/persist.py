@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sam2r.atomic import write_atomic
 from sam2r.io.frames import LiveFrames
 from sam2r.model.sam2 import SAM2Model
 from sam2r.predictor.video.ids import check_ids_to_save
@@ -172,11 +173,7 @@ def save_session(
         "objects": objects,
         "metadata": meta,
     }
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)  # a crash mid-write never leaves half a file under the real name
-    return path
+    return write_atomic(path, lambda fh: torch.save(payload, fh))
 
 
 def _hw(session: VideoSession) -> list[int] | None:
