@@ -189,10 +189,12 @@ class OnnxVideoTracker:
         clear_prompts(get_track(session, obj_id), frame_idx)
         return self._consolidated(session, frame_idx) if need_output else None
 
-    def _consolidated(self, session: OnnxSession, frame_idx: int) -> OnnxFrameResult:
-        """Every object's newest output on a frame (pending conditioning outputs first when
-        any object has one there)."""
-        states = latest_outputs(session.objects.values(), frame_idx)
+    def _consolidated(
+        self, session: OnnxSession, frame_idx: int, is_cond: bool | None = None
+    ) -> OnnxFrameResult:
+        """Every object's newest output on a frame: pending outputs of the given kind first
+        (None: pending conditioning outputs when any object has one there)."""
+        states = latest_outputs(session.objects.values(), frame_idx, is_cond)
         return frame_result(session, frame_idx, states, self.non_overlap)
 
     def track(self, session: OnnxSession, frame: np.ndarray | Image.Image) -> OnnxFrameResult:
@@ -259,8 +261,7 @@ class OnnxVideoTracker:
         is_cond = prompt_is_cond(track, frame_idx, self.filing)
         state = self._run(session, track, frame_idx, is_init, reverse, **prompt)
         track.temp_outputs(is_cond)[frame_idx] = state
-        states = [t.latest_output(frame_idx, is_cond) for t in session.objects.values()]
-        return frame_result(session, frame_idx, states, self.non_overlap)
+        return self._consolidated(session, frame_idx, is_cond)
 
     def _run(
         self,
