@@ -162,6 +162,9 @@ def image_ious(model, look: str, n: int) -> tuple[list[float], list[float]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", help="official-format .pt (default: the bundled model)")
+    ap.add_argument(
+        "--config", help="official-layout model YAML of the checkpoint (default: sam2r_micro's)"
+    )
     ap.add_argument("--videos", type=int, default=30, help="validation videos per look")
     ap.add_argument("--frames", type=int, default=16, help="frames per validation video")
     ap.add_argument("--images", type=int, default=50, help="validation images per look")
@@ -171,8 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     from sam2r.data.davis_io import write_dataset
 
+    if args.config and not args.checkpoint:
+        ap.error("--config needs --checkpoint")
     if args.checkpoint:
-        model = build_model("sam2r_micro", checkpoint=args.checkpoint)
+        from sam2r.configs.yaml import config_from_yaml
+
+        variant = config_from_yaml(args.config) if args.config else "sam2r_micro"
+        model = build_model(variant, checkpoint=args.checkpoint)
     else:
         from sam2r.build import from_pretrained
 
