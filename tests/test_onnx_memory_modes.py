@@ -154,6 +154,23 @@ def test_modes_match_video_predictor_on_hard_cases(mode: str, scenario: str, fra
         assert not set(lost) & (set(memories) | set(pointers))
 
 
+def test_tracking_in_chunks_matches_one_pass_and_the_video_predictor() -> None:
+    """Motion mode over the occlusion clip in two passes (the second starting where the first
+    stopped) gives what one pass gives, and what the torch predictor gives in two passes."""
+    video = _scenario("occlusion", 24)
+    prompt = dict(op="mask", frame_idx=0, obj_id=1, mask=video.masks[0] == 1)
+    chunks = [prompt, dict(op="propagate", max=11), dict(op="propagate", start=12)]
+    got, want, spies, sessions = _run_both(
+        "motion", bundled_model(), exported("bundled"), video.frames, chunks
+    )
+    _check(got, want, spies, sessions)
+    ours = OnnxVideoTracker(exported("bundled"), num_threads=2, memory="motion")
+    whole = replay([prompt, dict(op="propagate")], ours, ours.init_session(video.frames))
+    flat = [(min(i, 1), f, ids, m, sc) for i, f, ids, m, sc in got]  # 2 passes as 1
+    worst_iou, worst_score = compare(flat, whole)
+    assert len(whole) == 25 and worst_iou >= IOU_MIN and worst_score <= SCORE_TOL
+
+
 def test_stream_matches_and_stays_bounded() -> None:
     """A motion-mode stream over the occlusion clip matches the torch stream frame by frame
     and keeps bounded state."""

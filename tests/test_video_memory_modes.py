@@ -260,6 +260,28 @@ def test_absent_slots_bound_the_lost_frames_read() -> None:
         MemorySelection("motion", absent_slots=-1)
 
 
+def test_a_new_pass_keeps_the_frames_it_reads_before_its_start() -> None:
+    """`start_pass`: a pass keeps what was filed on the frames before its first one (in its
+    direction) and forgets those it tracks again; it keeps the filter only when it goes on
+    from the frame the last pass stopped at."""
+    sel, track = MemorySelection("motion"), ObjectTrack(1)
+    states = {t: _run(sel, track, t, _output(0.9, 4.0 if t < 8 else -6.0)) for t in range(1, 10)}
+    ms = track.selection
+    assert ms.lost == 2 and [t for t, _ in ms.absent] == [8, 9]
+    kalman = ms.kalman
+    sel.start_pass(ms, 10, False)  # goes on from frame 9: one pass in two
+    assert ms.kalman is kalman and ms.lost == 2
+    assert [t for t, _ in ms.memories] == [2, 3, 4, 5, 6, 7]
+    assert [t for t, _ in ms.absent] == [8, 9]
+    sel.start_pass(ms, 5, False)  # re-tracks 5 on: forgets 5..9, restarts the filter
+    assert ms.kalman is None and ms.lost == 0
+    assert [t for t, _ in ms.memories] == [2, 3, 4] and [t for t, _ in ms.pointers] == [1, 2, 3, 4]
+    assert not ms.absent
+    assert [s for _, s in ms.memories] == [states[t] for t in (2, 3, 4)]
+    sel.start_pass(ms, 3, True)  # backwards from 3: reads 4 (the earlier pass's), forgets <= 3
+    assert [t for t, _ in ms.memories] == [4] and [t for t, _ in ms.pointers] == [4]
+
+
 def test_plan_reads_prompts_distractors_then_recent_frames_in_direction() -> None:
     sel, track = MemorySelection("distractor"), ObjectTrack(1)
     cond = _state()
@@ -408,6 +430,24 @@ def test_a_correction_reads_the_modes_memory_and_leaves_it(
     planned.clear()
     pred.add_points(session, 3, 9, points=[[100, 100]], labels=[1])  # a new object: no memory
     assert planned == []
+
+
+@pytest.mark.parametrize("mode", ["motion", "distractor"])
+def test_tracking_in_chunks_is_one_pass(bundled: sam2r.SAM2Model, mode: str) -> None:
+    """Two passes, the second starting where the first stopped, give what one pass gives (the
+    mode's state carries over, as the official memory reads the earlier pass's outputs)."""
+    whole, whole_scores, _ = _propagate(VideoPredictor(bundled, memory=mode), 8)
+    pred = VideoPredictor(bundled, memory=mode)
+    first, _, session = _propagate(pred, 4)
+    logits, scores = [], []
+    for r in pred.propagate(session, start_frame_idx=4, max_frame_num_to_track=3):
+        outs = [session.objects[o].latest_output(r.frame_idx, False) for o in r.obj_ids]
+        logits.append(torch.stack([o.low_res_masks[0, 0] for o in outs]))
+        scores.append(r.object_score_logits)
+    assert len(logits) == 4
+    chunked = torch.cat([first, torch.stack(logits)])
+    torch.testing.assert_close(chunked, whole, atol=1e-4, rtol=0)
+    torch.testing.assert_close(torch.stack(scores), whole_scores[4:], atol=1e-4, rtol=0)
 
 
 def _stream_frames(n: int) -> Iterator[np.ndarray]:

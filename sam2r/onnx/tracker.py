@@ -316,10 +316,11 @@ class OnnxVideoTracker:
             start_frame_idx = check_frame(session, start_frame_idx)
         check_max_frames(max_frame_num_to_track)
         self._commit(session)
-        if self.policy is not None:  # a new pass: the mode's memory starts from the prompts
-            for track in session.objects.values():
-                track.selection = None
         order = propagation_order(session, start_frame_idx, max_frame_num_to_track, reverse)
+        if self.policy is not None and order:  # a new pass: see `MemoryPolicy.start_pass`
+            for track in session.objects.values():
+                if track.selection is not None:
+                    self.policy.start_pass(track.selection, order[0], reverse)
         return self._frames(session, order, reverse)
 
     def _frames(

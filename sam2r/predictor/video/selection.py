@@ -155,10 +155,6 @@ class MemorySelection(MemoryPolicy):
         )
         return MemoryPlan(spatial, pointers, max_ptrs)
 
-    def reset(self, track: ObjectTrack) -> None:
-        """Forget the object's mode state (a new propagation starts from its prompts)."""
-        track.selection = None
-
 
 def make_selection(memory: str | MemoryPolicy) -> MemorySelection | None:
     """The policy of a `memory=` argument: None for "official", else a `MemorySelection` (a

@@ -51,18 +51,20 @@ def start_propagation(
     Args:
         start_frame_idx, max_frame_num_to_track, reverse: as for `VideoPredictor.propagate`
             (unchecked).
-        selection: the predictor's opt-in memory mode (None: official); its state of every
-            object starts again from the prompts.
+        selection: the predictor's opt-in memory mode (None: official); every object keeps
+            its mode state of the frames the pass reads before its first one.
     """
     if start_frame_idx is not None:
         start_frame_idx = check_frame(session, start_frame_idx)
     check_max_frames(max_frame_num_to_track)
     with torch.inference_mode():
         commit_prompts(model, session)
-    if selection is not None:  # a new pass: the mode's memory starts from the prompts
+    order = propagation_order(session, start_frame_idx, max_frame_num_to_track, reverse)
+    if selection is not None and order:  # a new pass: see `MemoryPolicy.start_pass`
         for track in session.objects.values():
-            selection.reset(track)
-    return propagation_order(session, start_frame_idx, max_frame_num_to_track, reverse)
+            if track.selection is not None:
+                selection.start_pass(track.selection, order[0], reverse)
+    return order
 
 
 def track_frame(
