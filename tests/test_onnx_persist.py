@@ -242,6 +242,32 @@ def test_export_of_other_weights_refused(tmp_path: Path) -> None:
         _other_constants().load_session(v1, str(VIDEO))
 
 
+def test_graph_replaced_after_export_refused(tmp_path: Path) -> None:
+    """A graph file swapped by hand for another export's keeps the manifest's digest: the file
+    is hashed and checked against it on the first save or load, before any session is read."""
+    import torch
+    from onnx_helpers import parity_model
+
+    from sam2r.onnx import export
+
+    tuned = copy.deepcopy(parity_model())
+    with torch.no_grad():
+        next(tuned.memory_encoder.parameters()).add_(0.01)
+    export(tuned, tmp_path / "tuned")
+    ours = _tracker("official")
+    path = ours.save_session(_prompted(ours), tmp_path / "s.npz")
+    swapped = shutil.copytree(exported("parity"), tmp_path / "swapped")
+    manifest = json.loads((swapped / "manifest.json").read_text())
+    graph = manifest["graphs"]["memory_encoder"]["file"]
+    shutil.copy(tmp_path / "tuned" / graph, swapped / graph)
+    tracker = OnnxVideoTracker(swapped, num_threads=1)  # loads: the graphs still fit
+    with pytest.raises(ValueError, match=rf"{graph} changed after export: its sha256 is"):
+        tracker.load_session(path, str(VIDEO))
+    with pytest.raises(ValueError, match="changed after export"):
+        tracker.save_session(_prompted(tracker), tmp_path / "t.npz")
+    assert not (tmp_path / "t.npz").exists()
+
+
 def test_persist_imports_no_torch(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""

@@ -28,8 +28,8 @@ The model's identity is its name, a digest of its config and of the trained cons
 manifest carries, and a digest of its four graph files, so that a session is refused by a
 tracker on an export of other weights (a fine-tuned checkpoint exported with the same config):
 its memories were made by the other weights and would be tracked on silently. The graph digests
-are the sha256 the exporter writes into the manifest; an older export's manifest has none, and
-its files are hashed once per model, on the first save or load (`OnnxModel.graph_sha256`).
+are the files' sha256, hashed once per model on the first save or load (`OnnxModel.graph_sha256`)
+and checked against the ones the exporter wrote into the manifest (an older export's has none).
 Files of version 1 (saved before the identity covered the graphs) still load: they are checked
 on the name, config and constants alone, as they were then, since they cannot tell the weights
 apart; saved again, they become version 2.

@@ -96,16 +96,25 @@ class OnnxModel:
         self._graph_sha256: dict[str, str] | None = None
 
     def graph_sha256(self) -> dict[str, str]:
-        """The sha256 of each graph file (its weights and ops), by graph name: what the exporter
-        wrote into the manifest (`graphs[name]["sha256"]`), or, for the manifest of an older
-        export that has no such key, hashed from the files once and kept. The manifest's digests
-        are trusted: a graph file replaced by hand after export is not re-read."""
+        """The sha256 of each graph file (its weights and ops), by graph name, hashed from the
+        files once (on the first session saved or loaded) and kept. Where the manifest has the
+        digest the exporter wrote (`graphs[name]["sha256"]`; an older export's has none), the
+        file must still match it: a graph replaced by hand after export is a `ValueError`,
+        not a session tracked on by other weights."""
         if self._graph_sha256 is None:
             graphs = self.manifest["graphs"]
-            self._graph_sha256 = {
-                name: graphs[name].get("sha256") or file_sha256(self.folder / graphs[name]["file"])
-                for name in GRAPHS
-            }
+            digests = {}
+            for name in GRAPHS:
+                path = self.folder / graphs[name]["file"]
+                digests[name] = file_sha256(path)
+                written = graphs[name].get("sha256")
+                if written is not None and written != digests[name]:
+                    raise ValueError(
+                        f"{path} changed after export: its sha256 is {digests[name]}, the "
+                        f"manifest says {written}. Export the model again (sam2r export onnx) "
+                        "rather than replacing a graph file"
+                    )
+            self._graph_sha256 = digests
         return self._graph_sha256
 
     def _run(self, name: str, **inputs: np.ndarray) -> dict[str, np.ndarray]:
