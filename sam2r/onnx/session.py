@@ -17,7 +17,7 @@ import numpy as np
 from sam2r.onnx.bank import State, Track
 from sam2r.onnx.frames import Frames, LiveFrames
 from sam2r.onnx.numpy_ops import resize_bilinear_aa, upsample_bilinear
-from sam2r.predictor.video.ids import check_obj_id
+from sam2r.predictor.video.ids import check_obj_id, unknown_id
 
 NO_OBJ_SCORE = -1024.0  # mask logit of every pixel where the object is absent
 
@@ -84,9 +84,7 @@ def get_track(session: OnnxSession, obj_id: Any) -> Track:
     """The track of a known object (ValueError naming the known ids otherwise)."""
     obj_id = check_obj_id(obj_id)
     if obj_id not in session.objects:
-        raise ValueError(
-            f"unknown object id {obj_id!r}; objects in this session: {session.obj_ids}"
-        )
+        raise unknown_id(obj_id, session.objects)
     return session.objects[obj_id]
 
 

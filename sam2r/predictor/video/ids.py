@@ -21,6 +21,11 @@ def check_obj_id(obj_id: Any) -> Hashable:
     return obj_id
 
 
+def unknown_id(obj_id: Hashable, known: Iterable[Hashable]) -> ValueError:
+    """The error for an object id a session does not hold (torch and ONNX sessions)."""
+    return ValueError(f"unknown object id {obj_id!r}; objects in this session: {list(known)}")
+
+
 def check_ids_to_save(obj_ids: Iterable[Hashable]) -> None:
     """Session files (torch and ONNX) keep object ids that are ints or strings only (ValueError
     otherwise)."""

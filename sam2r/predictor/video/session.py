@@ -30,6 +30,7 @@ from sam2r.io.frames import FrameSource
 from sam2r.model.sam2 import ImageFeatures
 from sam2r.predictor.precision import Precision
 from sam2r.predictor.video.filing import FiledTrack
+from sam2r.predictor.video.ids import unknown_id
 from sam2r.predictor.video.spill import SpilledTensor, SpillPool, tensor_bytes
 
 if TYPE_CHECKING:
@@ -226,7 +227,7 @@ class VideoSession:
         for i, key in enumerate(self.objects):
             if key == obj_id:
                 return i
-        raise ValueError(f"unknown object id {obj_id!r}; objects in this session: {self.obj_ids}")
+        raise unknown_id(obj_id, self.objects)
 
     @property
     def has_tracked(self) -> bool:
