@@ -82,3 +82,21 @@ def test_deepen_refuses_to_shrink_or_reshape() -> None:
         deepen(cfg, state, memory_layers=1)
     same_cfg, same = deepen(cfg, state)
     assert same_cfg == cfg and same.keys() == state.keys()
+
+
+def test_grow_command_writes_checkpoint_and_yaml(tmp_path: Path) -> None:
+    from sam2r.build import read_state_dict
+    from sam2r.train.grow import main
+
+    src = tmp_path / "small.pt"
+    torch.save({"model": build_model(VARIANTS["sam2r_micro"]).state_dict()}, src)
+    out, cfg_out = tmp_path / "big" / "grown.pt", tmp_path / "big.yaml"
+    args = [str(src), str(out), "--stages", "1", "2", "4", "1", "--memory-layers", "3"]
+    assert main([*args, "--config-out", str(cfg_out)]) == 0
+    cfg = config_from_yaml(cfg_out)
+    assert cfg.hiera.stages == (1, 2, 4, 1) and cfg.memory_attention.num_layers == 3
+    model = build_model(cfg, checkpoint=out)  # strict
+    assert model.state_dict().keys() == read_state_dict(out).keys()
+    with pytest.raises(SystemExit):
+        main([str(src), str(tmp_path / "x.pt"), "--memory-layers", "1"])
+    assert not (tmp_path / "x.pt").exists()

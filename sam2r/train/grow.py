@@ -3,6 +3,9 @@
     new_cfg, new_state = deepen(cfg, state_dict, stages=(1, 2, 5, 1), memory_layers=4)
     build_model(new_cfg).load_state_dict(new_state)      # same outputs as before, more depth
 
+    python -m sam2r.train.grow runs/a/model.pt runs/b/grown.pt --stages 1 2 5 1 \
+        --memory-layers 4 [--variant sam2r_micro | --config a.yaml] [--config-out b.yaml]
+
 A residual block whose output projections are zero adds nothing to its input, so the grown model
 starts exactly where the trained one is; training then gives the new blocks their part. New
 Hiera blocks go at the end of their stage and new memory-attention layers after the last one;
@@ -16,8 +19,11 @@ What is left to others: building the model (`sam2r.build`), training it (`sam2r.
 
 from __future__ import annotations
 
+import argparse
 import re
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -137,3 +143,59 @@ def _add_block(
         src = source.get(rest)
         w = src.clone() if src is not None and src.shape == value.shape else value.clone()
         out[key] = torch.zeros_like(w) if rest in zeroed else w
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sam2r.train.grow`: write a deeper checkpoint (official layout) and its YAML."""
+    ap = argparse.ArgumentParser(
+        prog="python -m sam2r.train.grow", description=deepen.__doc__.split("\n")[0]
+    )
+    ap.add_argument("checkpoint", help="the trained model's checkpoint (official format)")
+    ap.add_argument("out", help="where to write the grown checkpoint")
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--variant", help="the checkpoint's registered variant (default: detected)")
+    src.add_argument("--config", help="or its official-layout model YAML")
+    ap.add_argument("--stages", type=int, nargs="+", help="Hiera blocks per stage")
+    ap.add_argument("--memory-layers", type=int, help="memory-attention layers")
+    ap.add_argument("--config-out", help="write the grown model's YAML here (for model.config)")
+    args = ap.parse_args(argv)
+
+    import torch  # noqa: F401  (the model modules)
+    import yaml
+
+    from sam2r.build import detect_variant, read_state_dict
+    from sam2r.config import VARIANTS, resolve_name
+    from sam2r.configs.tree import config_to_yaml_dict
+    from sam2r.configs.yaml import config_from_yaml
+
+    state = read_state_dict(args.checkpoint)
+    if args.config:
+        cfg = config_from_yaml(args.config)
+    else:
+        cfg = VARIANTS[resolve_name(args.variant) if args.variant else detect_variant(state)]
+    try:
+        new_cfg, new_state = deepen(
+            cfg, state, stages=tuple(args.stages) if args.stages else None,
+            memory_layers=args.memory_layers,
+        )  # fmt: skip
+    except ValueError as e:
+        ap.error(str(e))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": new_state}, out)
+    if args.config_out:
+        Path(args.config_out).write_text(
+            yaml.safe_dump(config_to_yaml_dict(new_cfg), sort_keys=False)
+        )
+    n_old = sum(v.numel() for v in state.values())
+    n_new = sum(v.numel() for v in new_state.values())
+    print(
+        f"grew {cfg.name}: stages {tuple(cfg.hiera.stages)} -> {new_cfg.hiera.stages}, memory "
+        f"layers {cfg.memory_attention.num_layers} -> {new_cfg.memory_attention.num_layers}, "
+        f"{n_old:,} -> {n_new:,} parameters; wrote {out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
