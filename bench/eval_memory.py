@@ -18,6 +18,12 @@ mode over the same objects, with its standard error; `ms/object-frame` is the me
 videos of the memory attention + heads + memory encoder + the mode's policy, per object and
 frame; the image encoder's time per frame is reported once beside it.
 
+With `--oracle` two more rows bound what any rule of these kinds could gain with this model
+(diagnosis only: they read the ground truth): `oracle-admit` admits a tracked frame to memory
+only when its kept mask's true IoU is above 0.5 (the memory rule of the modes, with a perfect
+IoU; the candidate is the model's), `oracle-pick` keeps, among the decoder's three candidates,
+the one with the best true IoU and remembers every frame as the official memory does.
+
 Results go to `bench/results/memory_modes.json` and stdout.
 """
 
@@ -28,10 +34,12 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from sam2r.build import build_model
 from sam2r.data.davis_io import write_davis
@@ -42,10 +50,80 @@ from sam2r.eval.vos_infer import LabelMerger, VosDataset, collect_prompts
 from sam2r.io.masks import write_palette_png
 from sam2r.predictor.video import VideoPredictor
 from sam2r.predictor.video.frame_step import frame_features
+from sam2r.predictor.video.selection import MemorySelection
 
 RESULTS = Path(__file__).parent / "results" / "memory_modes.json"
 EVAL_SEED = 20261121  # as bench/eval_model.py: held-out seeds (split names never used in training)
 MODES = ("official", "motion", "distractor")
+ORACLE_MODES = ("oracle-admit", "oracle-pick")
+
+
+@dataclass(frozen=True)
+class Oracle(MemorySelection):
+    """A memory rule that reads the ground truth (`truth[(frame, obj_id)]`: (h, w) bool at the
+    decoder's low resolution; the frame being tracked is the last one `plan` was asked for).
+    `pick`: keep the candidate with the best true IoU; else: admit by the kept mask's true IoU
+    (the model's candidate)."""
+
+    pick_best: bool = False
+    truth: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def plan(self, frame_idx, reverse, track, num_frames, cfg):
+        self.truth["frame"] = frame_idx
+        return super().plan(frame_idx, reverse, track, num_frames, cfg)
+
+    def _true_ious(self, masks: torch.Tensor, obj_id) -> np.ndarray:
+        """(M,) true IoUs of (M, h, w) logits; a hidden object's: 1 for an empty mask, else 0."""
+        m = (masks > 0).cpu().numpy().reshape(masks.shape[0], -1)
+        gt = self.truth.get((self.truth.get("frame"), int(obj_id)))
+        if gt is None or not gt.any():
+            return (~m.any(1)).astype(np.float64)
+        g = gt.reshape(1, -1)
+        return (m & g).sum(1) / np.maximum((m | g).sum(1), 1)
+
+    def chooser(self, track, cfg):
+        choose = super().chooser(track, cfg)
+        if not self.pick_best:
+            return choose
+
+        def best(multimasks: torch.Tensor, iou: torch.Tensor) -> torch.Tensor:
+            choose(multimasks, iou)  # records the model's choice on the object
+            true = self._true_ious(multimasks[0], track.obj_id)
+            ms = track.selection
+            if true.max() > 0:  # else (hidden, every candidate shows something): the model's
+                ms.choice.index = int(np.argmax(true))
+            return torch.tensor([ms.choice.index])
+
+        return best
+
+    def observe(self, track, frame_idx, out, state, cfg):
+        ms = self.state(track, cfg)
+        if not self.pick_best and ms.choice is not None:
+            true = self._true_ious(out.low_res_masks[0, :1], track.obj_id)
+            ious = ms.choice.ious.copy()
+            ious[ms.choice.index] = float(true[0])
+            ms.choice.ious = ious
+        super().observe(track, frame_idx, out, state, cfg)
+
+
+def oracle(mode: str) -> Oracle:
+    """The oracle rows: no distractor bank; lost frames read as the official memory would."""
+    if mode == "oracle-admit":
+        return Oracle("distractor", distractor_iou=2.0)
+    return Oracle("distractor", pick_best=True, mask_threshold=-1e9, distractor_iou=2.0)
+
+
+def load_truth(root: Path, seq, size: int) -> dict:
+    """Every object's ground truth on every frame of a sequence, as (size, size) bool masks (the
+    decoder's low-resolution grid: the frame squashed to the model's square input, / 4)."""
+    truth = {}
+    for t, name in enumerate(seq.frame_names):
+        labels = np.array(Image.open(root / "Annotations" / "480p" / seq.name / f"{name}.png"))
+        for obj in np.unique(labels):
+            if obj:
+                m = Image.fromarray(((labels == obj) * 255).astype(np.uint8))
+                truth[(t, int(obj))] = np.array(m.resize((size, size), Image.BILINEAR)) > 127
+    return truth
 
 
 def write_set(root: Path, scenario: str, n: int, look: str = "train") -> list[str]:
@@ -101,7 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--look", default="train", choices=("train", "unseen"), help="data look")
     ap.add_argument("--out", default=str(RESULTS), help="JSON file for the results")
+    ap.add_argument(
+        "--oracle", action="store_true", help="add the ground-truth rows (see the docstring)"
+    )
     args = ap.parse_args(argv)
+    modes = MODES + (ORACLE_MODES if args.oracle else ())
     torch.manual_seed(0)
     if args.checkpoint:
         model = build_model("sam2r_micro", checkpoint=args.checkpoint)
@@ -109,7 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         from sam2r.build import from_pretrained
 
         model = from_pretrained("sam2r_micro")
-    predictors = {m: VideoPredictor(model, fill_hole_area=0, memory=m) for m in MODES}
+    predictors = {
+        m: VideoPredictor(model, fill_hole_area=0, memory=oracle(m) if m in ORACLE_MODES else m)
+        for m in modes
+    }
     report: dict = {
         "checkpoint": args.checkpoint or "bundled sam2r_micro",
         "videos_per_scenario": args.videos,
@@ -127,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             root = Path(tmp) / scenario
             names = write_set(root, scenario, args.videos, args.look)
             data = VosDataset.open(root)
-            per_video: dict[str, list[float]] = {m: [] for m in MODES}  # ms per object-frame
+            per_video: dict[str, list[float]] = {m: [] for m in modes}  # ms per object-frame
             for name in names:
                 seq = data.sequence(name)
                 probe = predictors["official"].init_session(seq.frames)
@@ -138,12 +223,16 @@ def main(argv: list[str] | None = None) -> int:
                 enc_seconds += time.perf_counter() - t0
                 enc_frames += len(seq.frames)
                 probe.close()
+                low_res = model.cfg.image_size // 4
+                for m in ORACLE_MODES if args.oracle else ():
+                    predictors[m].selection.truth.clear()
+                    predictors[m].selection.truth.update(load_truth(root, seq, low_res))
                 k = len(per_video["official"])  # the first mode changes from video to video
-                for mode in MODES[k % len(MODES) :] + MODES[: k % len(MODES)]:
+                for mode in modes[k % len(modes) :] + modes[: k % len(modes)]:
                     s, w = track(predictors[mode], seq, feats, Path(tmp) / f"pred_{mode}")
                     per_video[mode].append(1000 * s / max(w, 1))
             rows, per_object = {}, {}
-            for mode in MODES:
+            for mode in modes:
                 res = evaluate(root, Path(tmp) / f"pred_{mode}", "davis", sequences=names)
                 g = {k: round(100 * float(v), 1) for k, v in res.global_stats().items()}
                 g["ms/object-frame"] = round(float(np.median(per_video[mode])), 1)
@@ -157,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             line = "  ".join(
                 f"{m} {rows[m]['J&F-Mean']:5.1f} ({rows[m]['vs official']:+.1f} "
                 f"± {rows[m]['vs official s.e.']}, {rows[m]['ms/object-frame']} ms)"
-                for m in MODES
+                for m in modes
             )
             print(f"{scenario:10s} {line}", flush=True)
     report["encoder ms/frame"] = round(1000 * enc_seconds / max(enc_frames, 1), 1)
