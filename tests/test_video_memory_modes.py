@@ -260,26 +260,33 @@ def test_absent_slots_bound_the_lost_frames_read() -> None:
         MemorySelection("motion", absent_slots=-1)
 
 
-def test_a_new_pass_keeps_the_frames_it_reads_before_its_start() -> None:
-    """`start_pass`: a pass keeps what was filed on the frames before its first one (in its
-    direction) and forgets those it tracks again; it keeps the filter only when it goes on
-    from the frame the last pass stopped at."""
+def test_a_pass_that_goes_on_keeps_the_mode_state_and_any_other_starts_again() -> None:
+    """`start_pass`: a pass from the frame after the last one filed keeps everything, filter
+    included; any other (backwards, or again from an earlier frame) starts from the prompts."""
     sel, track = MemorySelection("motion"), ObjectTrack(1)
-    states = {t: _run(sel, track, t, _output(0.9, 4.0 if t < 8 else -6.0)) for t in range(1, 10)}
+    for t in range(1, 10):
+        _run(sel, track, t, _output(0.9, 4.0 if t < 8 else -6.0))
     ms = track.selection
     assert ms.lost == 2 and [t for t, _ in ms.absent] == [8, 9]
-    kalman = ms.kalman
+    kalman, memories = ms.kalman, list(ms.memories)
     sel.start_pass(ms, 10, False)  # goes on from frame 9: one pass in two
-    assert ms.kalman is kalman and ms.lost == 2
+    assert ms.kalman is kalman and ms.lost == 2 and list(ms.memories) == memories
     assert [t for t, _ in ms.memories] == [2, 3, 4, 5, 6, 7]
     assert [t for t, _ in ms.absent] == [8, 9]
-    sel.start_pass(ms, 5, False)  # re-tracks 5 on: forgets 5..9, restarts the filter
-    assert ms.kalman is None and ms.lost == 0
-    assert [t for t, _ in ms.memories] == [2, 3, 4] and [t for t, _ in ms.pointers] == [1, 2, 3, 4]
-    assert not ms.absent
-    assert [s for _, s in ms.memories] == [states[t] for t in (2, 3, 4)]
-    sel.start_pass(ms, 3, True)  # backwards from 3: reads 4 (the earlier pass's), forgets <= 3
-    assert [t for t, _ in ms.memories] == [4] and [t for t, _ in ms.pointers] == [4]
+    for start, reverse in ((8, True), (5, False), (11, False)):
+        sel2, track2 = MemorySelection("motion"), ObjectTrack(1)
+        for t in range(1, 10):
+            _run(sel2, track2, t, _output(0.9, 4.0))
+        ms2 = track2.selection
+        sel2.start_pass(ms2, start, reverse)
+        assert ms2.kalman is None and ms2.lost == 0, (start, reverse)
+        assert not (ms2.memories or ms2.pointers or ms2.absent or ms2.distractors)
+    # backwards from frame 0 after a reverse pass that stopped at frame 1: goes on
+    sel3, track3 = MemorySelection("distractor"), ObjectTrack(1)
+    for t in range(6, 0, -1):
+        _run(sel3, track3, t, _output(0.9, 4.0))
+    sel3.start_pass(track3.selection, 0, True)
+    assert [t for t, _ in track3.selection.pointers] == [6, 5, 4, 3, 2, 1]
 
 
 def test_plan_reads_prompts_distractors_then_recent_frames_in_direction() -> None:

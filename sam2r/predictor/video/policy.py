@@ -230,29 +230,22 @@ class MemoryPolicy:
             ms.absent.append((frame_idx, state))
 
     def start_pass(self, ms: ObjectMemory[Any], start: int, reverse: bool) -> None:
-        """A new propagation pass visits `start` first: keep what was filed on the frames it
-        reads before `start` (t < start forward, t > start in reverse, as the official memory
-        reads an earlier pass's outputs there) and forget the frames it will track again.
-
-        A pass that goes on where the last one stopped (the newest frame filed is the one just
-        before `start`) keeps the filter and the lost count too, so tracking in chunks gives
-        what one pass gives; any other pass restarts the filter (on the next prompted frame or
-        present box it files)."""
+        """A new propagation pass visits `start` first. One that goes on where the last one
+        stopped (the newest frame filed is the one just before `start` in its direction) keeps
+        the mode's state, filter included, so tracking in chunks gives what one pass gives. Any
+        other starts again from the prompts: the bounded state then holds the last pass's
+        newest frames, far from `start` (a reverse pass after a forward one, a pass again
+        from a corrected frame), which the read would take for the most recent ones."""
         step = -1 if reverse else 1
-
-        def before(t: int) -> bool:
-            return t > start if reverse else t < start
-
         filed = [t for q in (ms.memories, ms.pointers, ms.absent) for t, _ in q]
         newest = (min(filed) if reverse else max(filed)) if filed else None
-        for q in (ms.memories, ms.pointers, ms.distractors, ms.absent):
-            kept = [(t, s) for t, s in q if before(t)]
-            q.clear()
-            q.extend(kept)
         ms.choice = None
-        if newest != start - step:
-            ms.kalman = None
-            ms.lost = 0
+        if newest is not None and newest == start - step:
+            return
+        for q in (ms.memories, ms.pointers, ms.distractors, ms.absent):
+            q.clear()
+        ms.kalman = None
+        ms.lost = 0
 
     def restart(self, ms: ObjectMemory[Any], mask: np.ndarray) -> None:
         """A prompted frame passed by propagation: (re)start the filter on its (h, w) bool mask."""

@@ -51,8 +51,8 @@ def start_propagation(
     Args:
         start_frame_idx, max_frame_num_to_track, reverse: as for `VideoPredictor.propagate`
             (unchecked).
-        selection: the predictor's opt-in memory mode (None: official); every object keeps
-            its mode state of the frames the pass reads before its first one.
+        selection: the predictor's opt-in memory mode (None: official); every object's mode
+            state goes on or starts again (`MemoryPolicy.start_pass`).
     """
     if start_frame_idx is not None:
         start_frame_idx = check_frame(session, start_frame_idx)
