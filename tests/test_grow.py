@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
+from test_video_memory_modes import _propagate
 
 import sam2r
 from sam2r.build import build_model
@@ -19,23 +18,10 @@ from sam2r.configs.yaml import config_from_yaml
 from sam2r.predictor.video import VideoPredictor
 from sam2r.train.grow import deepen
 
-REPO = Path(__file__).resolve().parents[1]
-CLIP = REPO / "examples" / "synth_davis" / "JPEGImages" / "480p" / "val_00000"
-FIRST_MASKS = REPO / "examples" / "synth_davis" / "Annotations" / "480p" / "val_00000" / "00000.png"
-
 
 def _track(model: sam2r.SAM2Model, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
-    pred = VideoPredictor(model)
-    session = pred.init_session(str(CLIP))
-    ann = np.array(Image.open(FIRST_MASKS))
-    for i in (1, 2):
-        pred.add_mask(session, 0, i, ann == i)
-    logits, scores = [], []
-    for r in pred.propagate(session, max_frame_num_to_track=frames - 1):
-        outs = [session.objects[o].latest_output(r.frame_idx, False) for o in r.obj_ids]
-        logits.append(torch.stack([o.low_res_masks[0, 0] for o in outs]))
-        scores.append(r.object_score_logits)
-    return torch.stack(logits), torch.stack(scores)
+    logits, scores, _ = _propagate(VideoPredictor(model), frames)
+    return logits, scores
 
 
 def test_grown_model_tracks_as_the_trained_one(tmp_path: Path) -> None:

@@ -317,10 +317,8 @@ class OnnxVideoTracker:
         check_max_frames(max_frame_num_to_track)
         self._commit(session)
         order = propagation_order(session, start_frame_idx, max_frame_num_to_track, reverse)
-        if self.policy is not None and order:  # a new pass: see `MemoryPolicy.start_pass`
-            for track in session.objects.values():
-                if track.selection is not None:
-                    self.policy.start_pass(track.selection, order[0], reverse)
+        if self.policy is not None:
+            self.policy.new_pass(session.objects.values(), order, reverse)
         return self._frames(session, order, reverse)
 
     def _frames(

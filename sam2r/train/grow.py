@@ -79,13 +79,13 @@ def deepen(
 
     # old block index -> new block index (blocks keep their stage and their place in it)
     old_to_new: dict[int, int] = {}
-    last_of_stage: dict[int, int] = {}  # new index of a new block -> old block it copies
+    copies: dict[int, int] = {}  # new index of a new block -> the old block it copies
     old_start = new_start = 0
     for old_n, new_n in zip(hiera.stages, stages, strict=True):
         for j in range(old_n):
             old_to_new[old_start + j] = new_start + j
         for j in range(old_n, new_n):
-            last_of_stage[new_start + j] = old_start + old_n - 1
+            copies[new_start + j] = old_start + old_n - 1
         old_start += old_n
         new_start += new_n
     new_cfg = cfg.replace(
@@ -112,7 +112,7 @@ def deepen(
             out[key] = value.clone()
 
     fresh = _fresh_state(new_cfg)
-    for new_i, old_i in last_of_stage.items():
+    for new_i, old_i in copies.items():
         prefix = f"image_encoder.trunk.blocks.{new_i}."
         _add_block(out, fresh, prefix, old_blocks[old_i], _BLOCK_OUT)
     for new_i in range(ma.num_layers, layers):
@@ -160,7 +160,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config-out", help="write the grown model's YAML here (for model.config)")
     args = ap.parse_args(argv)
 
-    import torch  # noqa: F401  (the model modules)
     import yaml
 
     from sam2r.build import detect_variant, read_state_dict

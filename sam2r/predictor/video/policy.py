@@ -239,13 +239,21 @@ class MemoryPolicy:
         step = -1 if reverse else 1
         filed = [t for q in (ms.memories, ms.pointers, ms.absent) for t, _ in q]
         newest = (min(filed) if reverse else max(filed)) if filed else None
-        ms.choice = None
         if newest is not None and newest == start - step:
             return
         for q in (ms.memories, ms.pointers, ms.distractors, ms.absent):
             q.clear()
         ms.kalman = None
         ms.lost = 0
+
+    def new_pass(self, tracks: Iterable[Any], order: list[int], reverse: bool) -> None:
+        """`start_pass` for every track (`.selection`, torch or ONNX) that has mode state, when
+        a propagation visits the frames `order`."""
+        if not order:
+            return
+        for track in tracks:
+            if track.selection is not None:
+                self.start_pass(track.selection, order[0], reverse)
 
     def restart(self, ms: ObjectMemory[Any], mask: np.ndarray) -> None:
         """A prompted frame passed by propagation: (re)start the filter on its (h, w) bool mask."""

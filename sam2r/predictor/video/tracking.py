@@ -60,10 +60,8 @@ def start_propagation(
     with torch.inference_mode():
         commit_prompts(model, session)
     order = propagation_order(session, start_frame_idx, max_frame_num_to_track, reverse)
-    if selection is not None and order:  # a new pass: see `MemoryPolicy.start_pass`
-        for track in session.objects.values():
-            if track.selection is not None:
-                selection.start_pass(track.selection, order[0], reverse)
+    if selection is not None:
+        selection.new_pass(session.objects.values(), order, reverse)
     return order
 
 
